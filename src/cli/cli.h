@@ -1,0 +1,89 @@
+/* The `ember` command-line program: subcommands over include/ember.h. */
+#ifndef EMBER_CLI_H
+#define EMBER_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ember.h"
+
+int cmd_embed(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+/* Options every model-using command takes. */
+typedef struct {
+    const char *model_dir;
+    ember_model_params params;
+    int verbose;
+} model_opts;
+
+/* getopt_long entries for the model options, with ids >= 1000. */
+#define MODEL_OPTIONS                                                                                               \
+    {"model", required_argument, 0, 1000}, {"device", required_argument, 0, 1001},                                  \
+        {"dtype", required_argument, 0, 1002}, {"threads", required_argument, 0, 1003},                             \
+        {"max-batch-tokens", required_argument, 0, 1004}, {"max-length", required_argument, 0, 1005},               \
+        {"verbose", no_argument, 0, 1006}
+
+#define MODEL_OPTIONS_HELP                                                                                          \
+    "  -m, --model DIR          model directory (default: $EMBER_MODEL or weights/all-MiniLM-L6-v2)\n"             \
+    "      --device D           cpu, cuda, cuda:N or auto (default: cpu)\n"                                        \
+    "      --dtype T            fp32, fp16 or bf16 (default: fp32; the CPU runs fp32 only)\n"                      \
+    "      --threads N          CPU threads (default: every core)\n"                                                \
+    "      --max-batch-tokens N tokens per forward pass (default: 4096 on the CPU, 32768 on a GPU)\n"              \
+    "      --max-length N       cut texts to N tokens (default and limit: the model's)\n"                           \
+    "      --verbose            log what the library does\n"
+
+void model_opts_init(model_opts *o);
+/* Handle one model option (id from MODEL_OPTIONS, or 'm'); 0 on a bad value. */
+int model_opts_parse(model_opts *o, int id, const char *arg);
+/* Load the model, printing a clear error; NULL on failure. */
+ember_model *model_opts_load(const model_opts *o);
+
+int parse_int(const char *s, const char *what, long lo, long hi, int32_t *out);
+void die_usage(const char *cmd, const char *fmt, ...);
+
+/* A text input: lines of a file (plain or .gz), or of stdin for "-". */
+typedef struct {
+    const char *path;
+    void *gz; /* gzFile */
+    char *chunk; /* read-ahead */
+    size_t len, pos;
+    int eof;
+    char *buf; /* the current line */
+    size_t cap;
+    long line_no;
+} line_reader;
+
+int line_reader_open(line_reader *r, const char *path);
+/* Next line without its "\n" / "\r\n"; returns its length, -1 at the end,
+ * -2 on a read error (message printed). */
+ptrdiff_t line_reader_next(line_reader *r, char **line);
+void line_reader_close(line_reader *r);
+
+/* Pull the string `field` out of a JSON object line; returns a malloc'd copy
+ * and its length, or NULL with a message naming the line. */
+char *jsonl_field(const char *line, size_t len, const char *field, const char *path, long line_no, size_t *out_len);
+
+/* .npy writer (float32 or float16, rows x dim, C order). The row count is
+ * patched into the header at close, so the output must be a seekable file. */
+typedef struct {
+    FILE *f;
+    const char *path;
+    int32_t dim;
+    int fp16;
+    int64_t rows;
+} npy_writer;
+
+int npy_open(npy_writer *w, const char *path, int32_t dim, int fp16);
+int npy_write(npy_writer *w, const float *rows, int64_t n);
+int npy_close(npy_writer *w);
+
+void json_write_string(FILE *f, const char *s, size_t len);
+uint16_t f32_to_f16(float f);
+double now_seconds(void);
+
+#endif

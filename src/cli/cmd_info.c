@@ -1,0 +1,44 @@
+/* ember info: what a model directory holds, as ember reads it. */
+#include <string.h>
+
+#include "cli.h"
+
+static const char *usage = "usage: ember info [options]\n"
+                           "\n"
+                           "Print the model's shape, tokenizer, pooling and the device it runs on.\n"
+                           "\n" MODEL_OPTIONS_HELP "  -h, --help\n";
+
+int cmd_info(int argc, char **argv) {
+    model_opts mo;
+    model_opts_init(&mo);
+    static struct option opts[] = {{"help", no_argument, 0, 'h'}, MODEL_OPTIONS, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "hm:", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (c == '?' || !model_opts_parse(&mo, c, optarg)) {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) die_usage("info", "unexpected argument '%s'", argv[optind]);
+    ember_model *m = model_opts_load(&mo);
+    if (!m) return 1;
+    ember_model_info i;
+    ember_model_get_info(m, &i);
+    static const char *pool[] = {"default", "cls", "mean", "max", "mean_sqrt_len"};
+    static const char *dtype[] = {"fp32", "fp16", "bf16"};
+    printf("model          %s (%s)\n", i.name, mo.model_dir);
+    printf("architecture   %s: %d layers, hidden %d, %d heads, intermediate %d\n", i.architecture, i.n_layers, i.dim,
+           i.n_heads, i.intermediate_size);
+    printf("vocabulary     %d tokens, %s\n", i.vocab_size, i.lowercase ? "uncased (lowercased)" : "cased");
+    printf("max length     %d tokens\n", i.max_length);
+    printf("output         %d-dim, %s pooling%s\n", i.dim, pool[i.pooling], i.normalize ? ", L2-normalised" : "");
+    printf("device         %s, %s\n", i.device_name, dtype[i.dtype]);
+    printf("cuda devices   %d%s\n", ember_cuda_device_count() < 0 ? 0 : ember_cuda_device_count(),
+           ember_cuda_device_count() < 0 ? " (built without CUDA)" : "");
+    ember_model_free(m);
+    return 0;
+}

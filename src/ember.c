@@ -1,0 +1,422 @@
+/* The public API (include/ember.h) over the model files, the tokenizer and
+ * the backends. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "common/error.h"
+#include "ember_internal.h"
+
+ember_model_params ember_model_default_params(void) {
+    ember_model_params p;
+    memset(&p, 0, sizeof p);
+    p.device = EMBER_DEVICE_CPU;
+    p.dtype = EMBER_DTYPE_FP32;
+    return p;
+}
+
+ember_tokenize_params ember_tokenize_default_params(void) {
+    ember_tokenize_params p;
+    memset(&p, 0, sizeof p);
+    p.add_special_tokens = 1;
+    p.truncate = 1;
+    return p;
+}
+
+ember_encode_params ember_encode_default_params(void) {
+    ember_encode_params p;
+    memset(&p, 0, sizeof p);
+    p.truncate = 1;
+    return p;
+}
+
+int32_t ember_cuda_device_count(void) { return cuda_device_count(); }
+
+static const char *base_name(const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    const char *end = dir + n, *p = end;
+    while (p > dir && p[-1] != '/') p--;
+    static _Thread_local char buf[256];
+    snprintf(buf, sizeof buf, "%.*s", (int)(end - p), p);
+    return buf;
+}
+
+ember_status ember_model_load(const char *dir, const ember_model_params *params, ember_model **out) {
+    if (!out) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_load: out is NULL");
+    *out = NULL;
+    ember_model_params p = params ? *params : ember_model_default_params();
+    if (p.n_threads < 0 || p.max_batch_tokens < 0 || p.max_length < 0 || p.device_index < 0)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_load: negative parameter");
+    if (p.device != EMBER_DEVICE_CPU && p.device != EMBER_DEVICE_CUDA && p.device != EMBER_DEVICE_AUTO)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_load: unknown device %d", (int)p.device);
+    if (p.dtype != EMBER_DTYPE_FP32 && p.dtype != EMBER_DTYPE_FP16 && p.dtype != EMBER_DTYPE_BF16)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_load: unknown dtype %d", (int)p.dtype);
+    ember_model *m = calloc(1, sizeof *m);
+    if (!m) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    ember_status st = model_files_open(&m->files, dir);
+    if (st) {
+        free(m);
+        return st;
+    }
+    if ((st = tokenizer_load_dir(&m->tok, dir))) goto fail;
+    m->tok.lowercase_input = m->files.lowercase_input;
+    snprintf(m->name, sizeof m->name, "%s", base_name(dir));
+    const bert_config *c = &m->files.cfg;
+    if (m->tok.n_ids > c->V) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: the tokenizer has %d ids but the model's vocab_size is %d", dir,
+                        m->tok.n_ids, c->V);
+        goto fail;
+    }
+    /* sentence-transformers' max_seq_length, else the tokenizer's
+     * model_max_length, never more than the position embeddings. */
+    int32_t maxlen = c->P;
+    if (m->files.max_seq_length > 0 && m->files.max_seq_length < maxlen) maxlen = m->files.max_seq_length;
+    else if (m->files.max_seq_length <= 0 && m->tok.model_max_length > 0 && m->tok.model_max_length < maxlen)
+        maxlen = m->tok.model_max_length;
+    if (p.max_length > 0 && p.max_length < maxlen) maxlen = p.max_length;
+    if (maxlen < tokenizer_n_special(&m->tok, 0) + 1) {
+        st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: max_length %d leaves no room for text", dir, maxlen);
+        goto fail;
+    }
+    m->max_length = maxlen;
+
+    int32_t max_tokens = p.max_batch_tokens;
+    int want_cuda = p.device == EMBER_DEVICE_CUDA || (p.device == EMBER_DEVICE_AUTO && cuda_device_count() > 0);
+    if (max_tokens == 0) max_tokens = want_cuda ? 32768 : 4096;
+    if (max_tokens < maxlen) max_tokens = maxlen;
+    if (want_cuda) {
+        m->be = cuda_backend_create(c, &m->files.tensors, p.device_index, p.dtype, max_tokens, &st);
+        if (!m->be) goto fail;
+    } else {
+        if (p.device == EMBER_DEVICE_AUTO)
+            ember_log(EMBER_LOG_INFO, "no CUDA device%s: running on the CPU",
+                      cuda_device_count() < 0 ? " (CUDA not compiled in)" : "");
+        if (p.dtype != EMBER_DTYPE_FP32 && p.device == EMBER_DEVICE_CPU) {
+            st = ember_fail(EMBER_ERR_UNSUPPORTED, "the CPU backend computes in fp32 only (asked for %s)",
+                            p.dtype == EMBER_DTYPE_FP16 ? "fp16" : "bf16");
+            goto fail;
+        }
+        m->be = cpu_backend_create(c, &m->files.tensors, p.n_threads, max_tokens, &st);
+        if (!m->be) goto fail;
+    }
+    /* the backend holds its own copy of the weights now */
+    safetensors_close(&m->files.st);
+    free(m->files.tensors.layers);
+    m->files.tensors.layers = NULL;
+    m->max_tokens = m->be->max_tokens;
+    size_t T = (size_t)m->max_tokens;
+    m->ids = malloc(T * sizeof *m->ids);
+    m->type_ids = malloc(T * sizeof *m->type_ids);
+    m->pos = malloc(T * sizeof *m->pos);
+    m->cu_seqlens = malloc((T + 1) * sizeof *m->cu_seqlens);
+    m->seq_tokens = malloc(T * sizeof *m->seq_tokens);
+    if (!m->ids || !m->type_ids || !m->pos || !m->cu_seqlens || !m->seq_tokens) {
+        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    m->lock_ready = 1;
+    ember_log(EMBER_LOG_INFO, "loaded %s: %d layers, hidden %d, %d heads, max_length %d, on %s", m->name, c->L, c->C,
+              c->NH, m->max_length, m->be->name);
+    *out = m;
+    return EMBER_OK;
+fail:
+    ember_model_free(m);
+    return st;
+}
+
+void ember_model_free(ember_model *m) {
+    if (!m) return;
+    if (m->be) m->be->destroy(m->be);
+    model_files_close(&m->files);
+    tokenizer_free(&m->tok);
+    tokenizer_scratch_free(&m->scratch);
+    piece_list_free(&m->pieces_a);
+    piece_list_free(&m->pieces_b);
+    free(m->ids);
+    free(m->type_ids);
+    free(m->pos);
+    free(m->cu_seqlens);
+    free(m->seq_tokens);
+    if (m->lock_ready) pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) {
+    if (!m || !info) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_get_info: NULL argument");
+    memset(info, 0, sizeof *info);
+    const bert_config *c = &m->files.cfg;
+    info->name = m->name;
+    info->architecture = "bert";
+    info->dim = c->C;
+    info->n_layers = c->L;
+    info->n_heads = c->NH;
+    info->intermediate_size = c->FF;
+    info->vocab_size = c->V;
+    info->max_length = m->max_length;
+    info->pooling = m->files.pooling;
+    info->normalize = m->files.normalize;
+    info->lowercase = m->tok.lowercase;
+    info->device = m->be->device;
+    info->device_index = m->be->device_index;
+    info->dtype = m->be->dtype;
+    snprintf(info->device_name, sizeof info->device_name, "%s", m->be->name);
+    return EMBER_OK;
+}
+
+const char *ember_token_text(const ember_model *m, int32_t id) {
+    if (!m || id < 0 || id >= m->tok.n_ids) return NULL;
+    return m->tok.id_text[id];
+}
+
+/* ---- tokenization ---------------------------------------------------------- */
+
+static size_t text_len(const char *s, ptrdiff_t len) { return len < 0 ? strlen(s) : (size_t)len; }
+
+ember_status model_tokenize(const ember_model *m, tokenizer_scratch *scratch, piece_list *a, piece_list *b,
+                            const char *text, size_t len, const char *pair, size_t pair_len, int add_special,
+                            int truncate, int32_t max_length, ember_token *out, int32_t capacity, int32_t *n_out,
+                            ember_text_stats *stats) {
+    a->n = 0;
+    a->invalid_utf8 = 0;
+    ember_status st = tokenizer_encode(&m->tok, text, len, a, scratch);
+    if (st) return st;
+    if (pair) {
+        b->n = 0;
+        b->invalid_utf8 = 0;
+        if ((st = tokenizer_encode(&m->tok, pair, pair_len, b, scratch))) return st;
+    }
+    int32_t n_special = add_special ? tokenizer_n_special(&m->tok, pair != NULL) : 0;
+    int32_t untruncated = a->n + (pair ? b->n : 0) + n_special;
+    if (max_length <= 0) max_length = m->max_length;
+    if (truncate && untruncated > max_length) {
+        if (add_special) tokenizer_truncate(&m->tok, a, pair ? b : NULL, max_length);
+        else if (!pair) a->n = max_length;
+        else {
+            /* without special tokens: the same longest-first rule with no template */
+            while (a->n + b->n > max_length) {
+                if (a->n > b->n) a->n--;
+                else b->n--;
+            }
+        }
+    }
+    int32_t total = a->n + (pair ? b->n : 0) + n_special;
+    if (stats) {
+        stats->n_tokens = total;
+        stats->n_tokens_untruncated = untruncated;
+        stats->truncated = total < untruncated;
+        stats->invalid_utf8 = a->invalid_utf8 + (pair ? b->invalid_utf8 : 0);
+    }
+    *n_out = total;
+    if (total > capacity) return EMBER_ERR_BUFFER_TOO_SMALL;
+    int32_t k = 0;
+    const template_item *tpl = pair ? m->tok.pair : m->tok.single;
+    int n_tpl = pair ? m->tok.n_pair : m->tok.n_single;
+    static const template_item bare[2] = {{0, 0, 0}, {1, 0, 1}};
+    if (!add_special) {
+        tpl = bare;
+        n_tpl = pair ? 2 : 1;
+    }
+    for (int i = 0; i < n_tpl; i++) {
+        if (tpl[i].sequence < 0) {
+            out[k++] = (ember_token){tpl[i].id, tpl[i].type_id, 1, 1, 0, 0};
+            continue;
+        }
+        const piece_list *p = tpl[i].sequence == 0 ? a : b;
+        for (int32_t j = 0; j < p->n; j++)
+            out[k++] = (ember_token){p->ids[j], tpl[i].type_id, 1, p->special[j], p->start[j], p->end[j]};
+    }
+    return EMBER_OK;
+}
+
+ember_status ember_tokenize(const ember_model *m, const char *text, ptrdiff_t len, const char *pair,
+                            ptrdiff_t pair_len, const ember_tokenize_params *params, ember_token *tokens,
+                            int32_t capacity, int32_t *n_tokens, ember_text_stats *stats) {
+    if (!m || !text || !n_tokens || (capacity > 0 && !tokens) || capacity < 0)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_tokenize: NULL or negative argument");
+    ember_tokenize_params p = params ? *params : ember_tokenize_default_params();
+    tokenizer_scratch scratch = {0};
+    piece_list a = {0}, b = {0};
+    ember_status st = model_tokenize(m, &scratch, &a, &b, text, text_len(text, len), pair,
+                                     pair ? text_len(pair, pair_len) : 0, p.add_special_tokens, p.truncate,
+                                     p.max_length, tokens, capacity, n_tokens, stats);
+    if (st == EMBER_OK && p.pad_to > *n_tokens) {
+        int32_t need = p.pad_to;
+        if (need > capacity) {
+            *n_tokens = need;
+            st = EMBER_ERR_BUFFER_TOO_SMALL;
+        } else {
+            for (int32_t i = *n_tokens; i < need; i++) tokens[i] = (ember_token){m->tok.pad_id, 0, 0, 1, 0, 0};
+            *n_tokens = need;
+        }
+    }
+    if (st == EMBER_ERR_BUFFER_TOO_SMALL)
+        ember_fail(st, "ember_tokenize: %d tokens needed, buffer holds %d", *n_tokens, capacity);
+    tokenizer_scratch_free(&scratch);
+    piece_list_free(&a);
+    piece_list_free(&b);
+    return st;
+}
+
+/* ---- encoding ---------------------------------------------------------------- */
+
+float ember_cosine(const float *a, const float *b, int32_t dim) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int32_t i = 0; i < dim; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    if (aa == 0 || bb == 0) return 0;
+    return (float)(ab / (sqrt(aa) * sqrt(bb)));
+}
+
+/*
+ * Tokenize texts [first, n) into the model's batch buffers until the token
+ * budget is full; returns how many texts went in (>= 1 unless an error).
+ */
+static ember_status fill_batch(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t first,
+                               int32_t n, int truncate, ember_text_stats *stats, int32_t *taken) {
+    int32_t T = 0, S = 0;
+    m->cu_seqlens[0] = 0;
+    m->max_seqlen = 0;
+    for (int32_t i = first; i < n; i++) {
+        if (!texts[i]) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
+        int32_t cnt;
+        ember_text_stats ts;
+        ember_status st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, texts[i],
+                                         text_len(texts[i], lens ? lens[i] : -1), NULL, 0, 1, 1, m->max_length,
+                                         m->seq_tokens, m->max_tokens, &cnt, &ts);
+        if (st) return st;
+        if (!truncate && ts.truncated)
+            return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
+                              "text %d is %d tokens long, over the model's maximum of %d (truncation is off)", i,
+                              ts.n_tokens_untruncated, m->max_length);
+        if (T + cnt > m->max_tokens) break; /* the text is tokenized again in the next batch */
+        for (int32_t k = 0; k < cnt; k++) {
+            m->ids[T + k] = m->seq_tokens[k].id;
+            m->type_ids[T + k] = m->seq_tokens[k].type_id;
+            m->pos[T + k] = k;
+        }
+        T += cnt;
+        S++;
+        m->cu_seqlens[S] = T;
+        if (cnt > m->max_seqlen) m->max_seqlen = cnt;
+        if (stats) stats[i] = ts;
+    }
+    m->batch_T = T;
+    m->batch_S = S;
+    *taken = S;
+    return EMBER_OK;
+}
+
+static packed_batch current_batch(const ember_model *m) {
+    return (packed_batch){m->batch_S, m->batch_T, m->ids, m->type_ids, m->pos, m->cu_seqlens, m->max_seqlen};
+}
+
+static ember_status check_encode_args(const ember_model *m, const char *const *texts, int32_t n,
+                                      const ember_encode_params *p) {
+    if (!m || (n > 0 && !texts) || n < 0)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode: NULL or negative argument");
+    if (p->pooling < EMBER_POOLING_DEFAULT || p->pooling > EMBER_POOLING_MEAN_SQRT_LEN)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode: unknown pooling %d", (int)p->pooling);
+    if (p->normalize < EMBER_NORMALIZE_DEFAULT || p->normalize > EMBER_NORMALIZE_OFF)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode: unknown normalize %d", (int)p->normalize);
+    return EMBER_OK;
+}
+
+ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t n,
+                          const ember_encode_params *params, float *out, ember_text_stats *stats) {
+    ember_encode_params p = params ? *params : ember_encode_default_params();
+    ember_status st = check_encode_args(m, texts, n, &p);
+    if (st) return st;
+    if (n > 0 && !out) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode: out is NULL");
+    ember_pooling pooling = p.pooling == EMBER_POOLING_DEFAULT ? m->files.pooling : p.pooling;
+    int normalize = p.normalize == EMBER_NORMALIZE_DEFAULT ? m->files.normalize : p.normalize == EMBER_NORMALIZE_ON;
+    const int32_t C = m->files.cfg.C;
+    pthread_mutex_lock(&m->lock);
+    for (int32_t i = 0; i < n && !st;) {
+        int32_t taken;
+        st = fill_batch(m, texts, lens, i, n, p.truncate, stats, &taken);
+        if (st) break;
+        packed_batch b = current_batch(m);
+        st = m->be->forward(m->be, &b, NULL, out + (size_t)i * C, pooling, normalize);
+        i += taken;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return st;
+}
+
+void ember_token_embeddings_free(ember_token_embeddings *e) {
+    if (!e) return;
+    free(e->offsets);
+    free(e->tokens);
+    free(e->data);
+    free(e);
+}
+
+ember_status ember_encode_tokens(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t n,
+                                 const ember_encode_params *params, ember_token_embeddings **out,
+                                 ember_text_stats *stats) {
+    ember_encode_params p = params ? *params : ember_encode_default_params();
+    ember_status st = check_encode_args(m, texts, n, &p);
+    if (st) return st;
+    if (!out) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode_tokens: out is NULL");
+    *out = NULL;
+    const int32_t C = m->files.cfg.C;
+    ember_token_embeddings *e = calloc(1, sizeof *e);
+    if (!e) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    e->n_texts = n;
+    e->dim = C;
+    e->offsets = calloc((size_t)n + 1, sizeof *e->offsets);
+    size_t cap = 0;
+    if (!e->offsets) goto oom;
+    pthread_mutex_lock(&m->lock);
+    for (int32_t i = 0; i < n && !st;) {
+        int32_t taken;
+        st = fill_batch(m, texts, lens, i, n, p.truncate, stats, &taken);
+        if (st) break;
+        size_t need = (size_t)e->n_tokens + (size_t)m->batch_T;
+        if (need > cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            while (nc < need) nc *= 2;
+            float *d = realloc(e->data, nc * (size_t)C * sizeof *d);
+            if (d) e->data = d;
+            ember_token *tk = realloc(e->tokens, nc * sizeof *tk);
+            if (tk) e->tokens = tk;
+            if (!d || !tk) {
+                st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %zu token embeddings", need);
+                break;
+            }
+            cap = nc;
+        }
+        packed_batch b = current_batch(m);
+        st = m->be->forward(m->be, &b, e->data + (size_t)e->n_tokens * C, NULL, EMBER_POOLING_CLS, 0);
+        if (st) break;
+        /* tokens again, for their offsets (cheap next to the forward pass) */
+        for (int32_t k = 0; k < taken; k++) {
+            int32_t idx = i + k, cnt;
+            st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, texts[idx],
+                                text_len(texts[idx], lens ? lens[idx] : -1), NULL, 0, 1, 1, m->max_length,
+                                e->tokens + e->n_tokens, (int32_t)(cap - (size_t)e->n_tokens), &cnt, NULL);
+            if (st) break;
+            e->n_tokens += cnt;
+            e->offsets[idx + 1] = e->n_tokens;
+        }
+        i += taken;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (st) {
+        ember_token_embeddings_free(e);
+        return st;
+    }
+    *out = e;
+    return EMBER_OK;
+oom:
+    ember_token_embeddings_free(e);
+    return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+}

@@ -1,0 +1,341 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "model.h"
+
+static ember_status json_file(const char *path, json_t **out) {
+    json_error_t err;
+    *out = json_load_file(path, 0, &err);
+    if (*out) return EMBER_OK;
+    if (!file_exists(path)) return ember_fail(EMBER_ERR_IO, "%s: no such file", path);
+    return ember_fail(EMBER_ERR_FORMAT, "%s: malformed JSON at line %d column %d: %s", path, err.line, err.column,
+                      err.text);
+}
+
+static ember_status get_int(json_t *root, const char *path, const char *key, int required, int32_t def,
+                            int32_t lo, int32_t hi, int32_t *out) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        if (required) return ember_fail(EMBER_ERR_FORMAT, "%s: '%s' is missing", path, key);
+        *out = def;
+        return EMBER_OK;
+    }
+    if (!json_is_integer(v))
+        return ember_fail(EMBER_ERR_FORMAT, "%s: '%s' must be an integer", path, key);
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: '%s' is %lld, outside [%d, %d]", path, key, (long long)x, lo, hi);
+    *out = (int32_t)x;
+    return EMBER_OK;
+}
+
+ember_status bert_config_load(bert_config *cfg, const char *path) {
+    json_t *root;
+    ember_status st = json_file(path, &root);
+    if (st) return st;
+    memset(cfg, 0, sizeof *cfg);
+    if (!json_is_object(root)) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: not a JSON object", path);
+        goto done;
+    }
+    const char *mt = json_string_value(json_object_get(root, "model_type"));
+    if (!mt) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: 'model_type' is missing", path);
+        goto done;
+    }
+    if (strcmp(mt, "bert") != 0) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (ember runs 'bert' models)",
+                        path, mt);
+        goto done;
+    }
+    const char *pet = json_string_value(json_object_get(root, "position_embedding_type"));
+    if (pet && strcmp(pet, "absolute") != 0) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (only absolute)",
+                        path, pet);
+        goto done;
+    }
+    if ((st = get_int(root, path, "vocab_size", 1, 0, 1, 10000000, &cfg->V)) ||
+        (st = get_int(root, path, "hidden_size", 1, 0, 1, 65536, &cfg->C)) ||
+        (st = get_int(root, path, "num_hidden_layers", 1, 0, 1, 1024, &cfg->L)) ||
+        (st = get_int(root, path, "num_attention_heads", 1, 0, 1, 1024, &cfg->NH)) ||
+        (st = get_int(root, path, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->FF)) ||
+        (st = get_int(root, path, "max_position_embeddings", 1, 0, 1, 1 << 20, &cfg->P)) ||
+        (st = get_int(root, path, "type_vocab_size", 0, 2, 1, 1 << 16, &cfg->TV)))
+        goto done;
+    if (cfg->C % cfg->NH != 0) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
+                        cfg->C, cfg->NH);
+        goto done;
+    }
+    cfg->HS = cfg->C / cfg->NH;
+    json_t *eps = json_object_get(root, "layer_norm_eps");
+    cfg->ln_eps = 1e-12f;
+    if (eps) {
+        if (!json_is_number(eps) || json_number_value(eps) <= 0) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: 'layer_norm_eps' must be a positive number", path);
+            goto done;
+        }
+        cfg->ln_eps = (float)json_number_value(eps);
+    }
+    json_t *act = json_object_get(root, "hidden_act");
+    const char *an = act ? json_string_value(act) : "gelu";
+    if (!an) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: 'hidden_act' must be a string", path);
+        goto done;
+    }
+    snprintf(cfg->act_name, sizeof cfg->act_name, "%s", an);
+    if (strcmp(an, "gelu") == 0) cfg->act = ACT_GELU_ERF;
+    else if (strcmp(an, "gelu_new") == 0 || strcmp(an, "gelu_pytorch_tanh") == 0 || strcmp(an, "gelu_fast") == 0)
+        cfg->act = ACT_GELU_TANH;
+    else if (strcmp(an, "relu") == 0) cfg->act = ACT_RELU;
+    else {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED,
+                        "%s: hidden_act '%s' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)",
+                        path, an);
+        goto done;
+    }
+done:
+    json_decref(root);
+    return st;
+}
+
+/* ---- weights ---------------------------------------------------------------- */
+
+static ember_status find_tensor(const model_files *mf, const char *prefix, const char *name, int ndim, int64_t d0,
+                                int64_t d1, const st_tensor **out) {
+    char full[256];
+    const char *alt = NULL;
+    /* old checkpoints name LayerNorm parameters gamma / beta */
+    char alt_name[256];
+    size_t n = strlen(name);
+    if (n > 7 && strcmp(name + n - 7, ".weight") == 0 && strstr(name, "LayerNorm")) {
+        snprintf(alt_name, sizeof alt_name, "%.*s.gamma", (int)(n - 7), name);
+        alt = alt_name;
+    } else if (n > 5 && strcmp(name + n - 5, ".bias") == 0 && strstr(name, "LayerNorm")) {
+        snprintf(alt_name, sizeof alt_name, "%.*s.beta", (int)(n - 5), name);
+        alt = alt_name;
+    }
+    const st_tensor *t = NULL;
+    const char *names[2] = {name, alt};
+    for (int k = 0; k < 2 && !t; k++) {
+        if (!names[k]) continue;
+        snprintf(full, sizeof full, "%s%s", prefix, names[k]);
+        t = safetensors_find(&mf->st, full);
+    }
+    if (!t)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: tensor '%s%s' is missing", mf->st.path, prefix, name);
+    int64_t want[2] = {d0, d1};
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char got[128] = "", exp[64] = "";
+        size_t g = 0;
+        for (int i = 0; i < t->ndim && g < sizeof got - 24; i++)
+            g += (size_t)snprintf(got + g, sizeof got - g, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (ndim == 1) snprintf(exp, sizeof exp, "%lld", (long long)d0);
+        else snprintf(exp, sizeof exp, "%lld, %lld", (long long)d0, (long long)d1);
+        return ember_fail(EMBER_ERR_FORMAT, "%s: tensor '%s' has wrong shape: got [%s], expected [%s]", mf->st.path,
+                          t->name, got, exp);
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 are supported",
+                          mf->st.path, t->name, st_dtype_name(t->dtype));
+    *out = t;
+    return EMBER_OK;
+}
+
+static ember_status bind_tensors(model_files *mf) {
+    const bert_config *c = &mf->cfg;
+    /* BertModel saves without a prefix, BertFor* with "bert." */
+    const char *prefix = safetensors_find(&mf->st, "bert.embeddings.word_embeddings.weight") ? "bert." : "";
+    bert_tensors *w = &mf->tensors;
+    ember_status st;
+    if ((st = find_tensor(mf, prefix, "embeddings.word_embeddings.weight", 2, c->V, c->C, &w->word)) ||
+        (st = find_tensor(mf, prefix, "embeddings.position_embeddings.weight", 2, c->P, c->C, &w->pos)) ||
+        (st = find_tensor(mf, prefix, "embeddings.token_type_embeddings.weight", 2, c->TV, c->C, &w->type)) ||
+        (st = find_tensor(mf, prefix, "embeddings.LayerNorm.weight", 1, c->C, 0, &w->ln_w)) ||
+        (st = find_tensor(mf, prefix, "embeddings.LayerNorm.bias", 1, c->C, 0, &w->ln_b)))
+        return st;
+    w->layers = calloc((size_t)c->L, sizeof *w->layers);
+    if (!w->layers) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int l = 0; l < c->L; l++) {
+        bert_layer_tensors *t = &w->layers[l];
+        char p[64];
+        snprintf(p, sizeof p, "%sencoder.layer.%d.", prefix, l);
+        if ((st = find_tensor(mf, p, "attention.self.query.weight", 2, c->C, c->C, &t->wq)) ||
+            (st = find_tensor(mf, p, "attention.self.query.bias", 1, c->C, 0, &t->bq)) ||
+            (st = find_tensor(mf, p, "attention.self.key.weight", 2, c->C, c->C, &t->wk)) ||
+            (st = find_tensor(mf, p, "attention.self.key.bias", 1, c->C, 0, &t->bk)) ||
+            (st = find_tensor(mf, p, "attention.self.value.weight", 2, c->C, c->C, &t->wv)) ||
+            (st = find_tensor(mf, p, "attention.self.value.bias", 1, c->C, 0, &t->bv)) ||
+            (st = find_tensor(mf, p, "attention.output.dense.weight", 2, c->C, c->C, &t->wo)) ||
+            (st = find_tensor(mf, p, "attention.output.dense.bias", 1, c->C, 0, &t->bo)) ||
+            (st = find_tensor(mf, p, "attention.output.LayerNorm.weight", 1, c->C, 0, &t->ln1_w)) ||
+            (st = find_tensor(mf, p, "attention.output.LayerNorm.bias", 1, c->C, 0, &t->ln1_b)) ||
+            (st = find_tensor(mf, p, "intermediate.dense.weight", 2, c->FF, c->C, &t->w1)) ||
+            (st = find_tensor(mf, p, "intermediate.dense.bias", 1, c->FF, 0, &t->b1)) ||
+            (st = find_tensor(mf, p, "output.dense.weight", 2, c->C, c->FF, &t->w2)) ||
+            (st = find_tensor(mf, p, "output.dense.bias", 1, c->C, 0, &t->b2)) ||
+            (st = find_tensor(mf, p, "output.LayerNorm.weight", 1, c->C, 0, &t->ln2_w)) ||
+            (st = find_tensor(mf, p, "output.LayerNorm.bias", 1, c->C, 0, &t->ln2_b)))
+            return st;
+    }
+    /* A checkpoint with more layers than config.json says is a mismatch too. */
+    char extra[96];
+    snprintf(extra, sizeof extra, "%sencoder.layer.%d.attention.self.query.weight", prefix, c->L);
+    if (safetensors_find(&mf->st, extra))
+        return ember_fail(EMBER_ERR_FORMAT, "%s: has tensors for more than the %d layers config.json declares",
+                          mf->st.path, c->L);
+    return EMBER_OK;
+}
+
+/* ---- sentence-transformers modules ---------------------------------------- */
+
+static ember_status load_pooling(model_files *mf, const char *path) {
+    json_t *root;
+    ember_status st = json_file(path, &root);
+    if (st) return st;
+    static const struct {
+        const char *key;
+        ember_pooling mode;
+    } modes[] = {{"pooling_mode_cls_token", EMBER_POOLING_CLS},
+                 {"pooling_mode_mean_tokens", EMBER_POOLING_MEAN},
+                 {"pooling_mode_max_tokens", EMBER_POOLING_MAX},
+                 {"pooling_mode_mean_sqrt_len_tokens", EMBER_POOLING_MEAN_SQRT_LEN},
+                 {"pooling_mode_weightedmean_tokens", EMBER_POOLING_DEFAULT},
+                 {"pooling_mode_lasttoken", EMBER_POOLING_DEFAULT}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (!json_is_true(json_object_get(root, modes[i].key))) continue;
+        if (modes[i].mode == EMBER_POOLING_DEFAULT) {
+            st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: %s is not supported (cls, mean, max, mean_sqrt_len are)", path,
+                            modes[i].key);
+            goto done;
+        }
+        mf->pooling = modes[i].mode;
+        n++;
+    }
+    if (n == 0) {
+        /* newer sentence-transformers write "pooling_mode": "mean" */
+        const char *pm = json_string_value(json_object_get(root, "pooling_mode"));
+        if (pm && strcmp(pm, "cls") == 0) mf->pooling = EMBER_POOLING_CLS, n = 1;
+        else if (pm && strcmp(pm, "mean") == 0) mf->pooling = EMBER_POOLING_MEAN, n = 1;
+        else if (pm && strcmp(pm, "max") == 0) mf->pooling = EMBER_POOLING_MAX, n = 1;
+        else if (pm && strcmp(pm, "mean_sqrt_len_tokens") == 0) mf->pooling = EMBER_POOLING_MEAN_SQRT_LEN, n = 1;
+    }
+    if (n != 1) {
+        st = ember_fail(n ? EMBER_ERR_UNSUPPORTED : EMBER_ERR_FORMAT,
+                        n ? "%s: several pooling modes at once are not supported" : "%s: no pooling mode is enabled",
+                        path);
+        goto done;
+    }
+    json_t *dim = json_object_get(root, "word_embedding_dimension");
+    if (json_is_integer(dim) && json_integer_value(dim) != mf->cfg.C) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: word_embedding_dimension %lld does not match hidden_size %d", path,
+                        (long long)json_integer_value(dim), mf->cfg.C);
+        goto done;
+    }
+done:
+    json_decref(root);
+    return st;
+}
+
+static ember_status load_modules(model_files *mf, const char *dir) {
+    char path[4096];
+    json_t *mods;
+    if (!path_join(path, sizeof path, dir, "modules.json"))
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+    ember_status st = json_file(path, &mods);
+    if (st) return st;
+    if (!json_is_array(mods)) {
+        json_decref(mods);
+        return ember_fail(EMBER_ERR_FORMAT, "%s: not a JSON list", path);
+    }
+    size_t i;
+    json_t *m;
+    int have_transformer = 0, have_pooling = 0;
+    json_array_foreach(mods, i, m) {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        const char *sub = json_string_value(json_object_get(m, "path"));
+        if (!type) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: module %zu has no type", path, i);
+            break;
+        }
+        const char *base = strrchr(type, '.');
+        base = base ? base + 1 : type;
+        if (strcmp(base, "Transformer") == 0) {
+            have_transformer = 1;
+        } else if (strcmp(base, "Pooling") == 0) {
+            char pp[4096];
+            if (snprintf(pp, sizeof pp, "%s/%s/config.json", dir, sub ? sub : "1_Pooling") >= (int)sizeof pp) {
+                st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+                break;
+            }
+            if ((st = load_pooling(mf, pp))) break;
+            have_pooling = 1;
+        } else if (strcmp(base, "Normalize") == 0) {
+            mf->normalize = 1;
+        } else {
+            st = ember_fail(EMBER_ERR_UNSUPPORTED,
+                            "%s: sentence-transformers module '%s' is not supported (Transformer, Pooling, Normalize)",
+                            path, type);
+            break;
+        }
+    }
+    json_decref(mods);
+    if (st) return st;
+    if (!have_transformer) return ember_fail(EMBER_ERR_FORMAT, "%s: no Transformer module", path);
+    if (!have_pooling) mf->pooling = EMBER_POOLING_CLS;
+
+    if (!path_join(path, sizeof path, dir, "sentence_bert_config.json")) return EMBER_OK;
+    if (!file_exists(path)) return EMBER_OK;
+    json_t *sb;
+    if ((st = json_file(path, &sb))) return st;
+    json_t *v = json_object_get(sb, "max_seq_length");
+    if (json_is_integer(v) && json_integer_value(v) > 0) mf->max_seq_length = (int32_t)json_integer_value(v);
+    else if (v && !json_is_null(v))
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: max_seq_length must be a positive integer", path);
+    mf->lowercase_input = json_is_true(json_object_get(sb, "do_lower_case"));
+    json_decref(sb);
+    return st;
+}
+
+ember_status model_files_open(model_files *mf, const char *dir) {
+    memset(mf, 0, sizeof *mf);
+    char path[4096];
+    if (!dir || !*dir) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "no model directory given");
+    if (snprintf(mf->dir, sizeof mf->dir, "%s", dir) >= (int)sizeof mf->dir)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+    if (!file_exists(dir))
+        return ember_fail(EMBER_ERR_IO, "%s: model directory not found (fetch one with weights/fetch.sh)", dir);
+    path_join(path, sizeof path, dir, "config.json");
+    ember_status st = bert_config_load(&mf->cfg, path);
+    if (st) return st;
+    path_join(path, sizeof path, dir, "model.safetensors");
+    if (!file_exists(path)) {
+        char bin[4096];
+        path_join(bin, sizeof bin, dir, "pytorch_model.bin");
+        return ember_fail(EMBER_ERR_IO, "%s: no model.safetensors%s", dir,
+                          file_exists(bin) ? " (pytorch_model.bin is not read: save the model as safetensors)" : "");
+    }
+    if ((st = safetensors_open(&mf->st, path))) return st;
+    if ((st = bind_tensors(mf))) goto fail;
+    mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
+    mf->normalize = 0;
+    path_join(path, sizeof path, dir, "modules.json");
+    if (file_exists(path) && (st = load_modules(mf, dir))) goto fail;
+    return EMBER_OK;
+fail:
+    model_files_close(mf);
+    return st;
+}
+
+void model_files_close(model_files *mf) {
+    free(mf->tensors.layers);
+    mf->tensors.layers = NULL;
+    safetensors_close(&mf->st);
+}

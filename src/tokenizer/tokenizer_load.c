@@ -1,0 +1,397 @@
+/* Reading a tokenizer from a model directory: tokenizer.json (what the fast
+ * tokenizers, and so sentence-transformers, use) or vocab.txt with
+ * tokenizer_config.json (the Python BertTokenizer's files). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "tokenizer.h"
+
+static ember_status set_defaults(tokenizer *tok) {
+    memset(tok, 0, sizeof *tok);
+    tok->clean_text = 1;
+    tok->handle_chinese_chars = 1;
+    strcpy(tok->prefix, "##");
+    tok->max_word_chars = 100;
+    tok->unk_id = -1;
+    tok->pad_id = 0;
+    return EMBER_OK;
+}
+
+static int32_t token_id(const tokenizer *tok, const char *text) {
+    return text ? str_map_get(&tok->vocab, text, strlen(text)) : -1;
+}
+
+static ember_status add_added(tokenizer *tok, const char *text, int32_t id, int special) {
+    if (!text || !*text) return EMBER_OK;
+    for (int i = 0; i < tok->n_added; i++)
+        if (strcmp(tok->added[i].text, text) == 0) return EMBER_OK;
+    added_token *a = realloc(tok->added, (size_t)(tok->n_added + 1) * sizeof *a);
+    if (!a) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    tok->added = a;
+    a[tok->n_added].text = strdup(text);
+    a[tok->n_added].id = id;
+    a[tok->n_added].special = special;
+    if (!a[tok->n_added].text) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    tok->added_first[(uint8_t)text[0]] = 1;
+    tok->n_added++;
+    return EMBER_OK;
+}
+
+/* [CLS] $A [SEP] and [CLS] $A [SEP] $B:1 [SEP]:1 */
+static void bert_template(tokenizer *tok, int32_t cls, int32_t sep) {
+    template_item s[] = {{-1, cls, 0}, {0, 0, 0}, {-1, sep, 0}};
+    template_item p[] = {{-1, cls, 0}, {0, 0, 0}, {-1, sep, 0}, {1, 0, 1}, {-1, sep, 1}};
+    memcpy(tok->single, s, sizeof s);
+    memcpy(tok->pair, p, sizeof p);
+    tok->n_single = 3;
+    tok->n_pair = 5;
+}
+
+static ember_status read_vocab_txt(tokenizer *tok, const char *path) {
+    char *data;
+    size_t size;
+    ember_status st = file_read_all(path, &data, &size);
+    if (st) return st;
+    int32_t lines = 0;
+    for (size_t i = 0; i < size; i++) lines += data[i] == '\n';
+    lines += 1;
+    tok->id_text = calloc((size_t)lines, sizeof *tok->id_text);
+    if (!tok->id_text) {
+        free(data);
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    size_t i = 0;
+    int32_t n = 0;
+    while (i < size) {
+        size_t j = i;
+        while (j < size && data[j] != '\n') j++;
+        size_t e = j;
+        /* BertTokenizer's load_vocab strips the trailing newline only */
+        if (e > i && data[e - 1] == '\r') e--;
+        tok->id_text[n] = strndup(data + i, e - i);
+        if (!tok->id_text[n]) {
+            free(data);
+            return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        }
+        n++;
+        i = j + 1;
+    }
+    free(data);
+    tok->n_ids = n;
+    if (n == 0) return ember_fail(EMBER_ERR_FORMAT, "%s: vocabulary is empty", path);
+    return tokenizer_index_vocab(tok);
+}
+
+static ember_status finish_specials(tokenizer *tok, const char *where, const char *unk, const char *cls,
+                                    const char *sep, const char *pad, const char *mask) {
+    tok->unk_id = token_id(tok, unk);
+    if (tok->unk_id < 0)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: unknown token '%s' is not in the vocabulary", where, unk);
+    int32_t cls_id = token_id(tok, cls), sep_id = token_id(tok, sep);
+    if (cls_id < 0 || sep_id < 0)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: special tokens '%s' / '%s' are not in the vocabulary",
+                          where, cls, sep);
+    int32_t pad_id = token_id(tok, pad);
+    tok->pad_id = pad_id >= 0 ? pad_id : 0;
+    bert_template(tok, cls_id, sep_id);
+    const char *specials[] = {pad, unk, cls, sep, mask};
+    for (int i = 0; i < 5; i++) {
+        int32_t id = token_id(tok, specials[i]);
+        if (id >= 0) {
+            ember_status st = add_added(tok, specials[i], id, 1);
+            if (st) return st;
+        }
+    }
+    return EMBER_OK;
+}
+
+ember_status tokenizer_load_vocab(tokenizer *tok, const char *vocab_path, int lowercase, int strip_accents,
+                                  int handle_chinese_chars) {
+    set_defaults(tok);
+    tok->lowercase = lowercase;
+    tok->strip_accents = strip_accents;
+    tok->handle_chinese_chars = handle_chinese_chars;
+    ember_status st = read_vocab_txt(tok, vocab_path);
+    if (!st) st = finish_specials(tok, vocab_path, "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]");
+    if (st) tokenizer_free(tok);
+    return st;
+}
+
+static json_t *load_json(const char *path, ember_status *st) {
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j) {
+        if (!file_exists(path)) *st = ember_fail(EMBER_ERR_IO, "%s: no such file", path);
+        else
+            *st = ember_fail(EMBER_ERR_FORMAT, "%s: malformed JSON at line %d column %d: %s", path,
+                             err.line, err.column, err.text);
+    }
+    return j;
+}
+
+/* A special token named in tokenizer_config.json / special_tokens_map.json:
+ * a string, or an object {"content": ...}. */
+static const char *special_name(json_t *cfg, json_t *map, const char *key, const char *def) {
+    json_t *sources[2] = {cfg, map};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = sources[i] ? json_object_get(sources[i], key) : NULL;
+        if (json_is_string(v)) return json_string_value(v);
+        if (json_is_object(v) && json_is_string(json_object_get(v, "content")))
+            return json_string_value(json_object_get(v, "content"));
+    }
+    return def;
+}
+
+/* model_max_length, ignoring the "very large" placeholder transformers writes. */
+static int32_t read_model_max_length(json_t *cfg) {
+    json_t *m = cfg ? json_object_get(cfg, "model_max_length") : NULL;
+    if (json_is_integer(m) && json_integer_value(m) > 0 && json_integer_value(m) < 1000000)
+        return (int32_t)json_integer_value(m);
+    if (json_is_real(m) && json_real_value(m) > 0 && json_real_value(m) < 1e6)
+        return (int32_t)json_real_value(m);
+    return 0;
+}
+
+static ember_status load_vocab_dir(tokenizer *tok, const char *dir) {
+    char path[4096];
+    ember_status st = EMBER_OK;
+    json_t *cfg = NULL, *map = NULL;
+    if (path_join(path, sizeof path, dir, "tokenizer_config.json") && file_exists(path)) {
+        cfg = load_json(path, &st);
+        if (!cfg) return st;
+    }
+    if (path_join(path, sizeof path, dir, "special_tokens_map.json") && file_exists(path)) {
+        map = load_json(path, &st);
+        if (!map) {
+            json_decref(cfg);
+            return st;
+        }
+    }
+    set_defaults(tok);
+    json_t *v;
+    tok->lowercase = 1; /* BertTokenizer's default */
+    if (cfg && json_is_boolean(v = json_object_get(cfg, "do_lower_case"))) tok->lowercase = json_is_true(v);
+    tok->strip_accents = tok->lowercase;
+    if (cfg && json_is_boolean(v = json_object_get(cfg, "strip_accents"))) tok->strip_accents = json_is_true(v);
+    if (cfg && json_is_boolean(v = json_object_get(cfg, "tokenize_chinese_chars")))
+        tok->handle_chinese_chars = json_is_true(v);
+    if (cfg && json_is_false(json_object_get(cfg, "do_basic_tokenize"))) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s/tokenizer_config.json: do_basic_tokenize=false is not supported",
+                        dir);
+        goto done;
+    }
+    tok->model_max_length = read_model_max_length(cfg);
+    if (!path_join(path, sizeof path, dir, "vocab.txt")) {
+        st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+        goto done;
+    }
+    st = read_vocab_txt(tok, path);
+    if (!st)
+        st = finish_specials(tok, path, special_name(cfg, map, "unk_token", "[UNK]"),
+                             special_name(cfg, map, "cls_token", "[CLS]"),
+                             special_name(cfg, map, "sep_token", "[SEP]"),
+                             special_name(cfg, map, "pad_token", "[PAD]"),
+                             special_name(cfg, map, "mask_token", "[MASK]"));
+done:
+    json_decref(cfg);
+    json_decref(map);
+    return st;
+}
+
+/* ---- tokenizer.json ------------------------------------------------------- */
+
+static ember_status parse_template(tokenizer *tok, const char *path, json_t *items, template_item *out,
+                                   int *n_out, int cap) {
+    if (!json_is_array(items))
+        return ember_fail(EMBER_ERR_FORMAT, "%s: post_processor template is not a list", path);
+    size_t i;
+    json_t *it;
+    int n = 0;
+    json_array_foreach(items, i, it) {
+        if (n == cap) return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: post_processor template too long", path);
+        json_t *sp = json_object_get(it, "SpecialToken"), *sq = json_object_get(it, "Sequence");
+        if (sp) {
+            const char *name = json_string_value(json_object_get(sp, "id"));
+            int32_t id = token_id(tok, name);
+            if (id < 0)
+                return ember_fail(EMBER_ERR_FORMAT, "%s: post_processor token '%s' is not in the vocabulary",
+                                  path, name ? name : "?");
+            out[n++] = (template_item){-1, id, (int32_t)json_integer_value(json_object_get(sp, "type_id"))};
+        } else if (sq) {
+            const char *which = json_string_value(json_object_get(sq, "id"));
+            if (!which || (strcmp(which, "A") && strcmp(which, "B")))
+                return ember_fail(EMBER_ERR_FORMAT, "%s: post_processor sequence id must be A or B", path);
+            out[n++] = (template_item){which[0] == 'B', 0,
+                                       (int32_t)json_integer_value(json_object_get(sq, "type_id"))};
+        } else {
+            return ember_fail(EMBER_ERR_FORMAT, "%s: post_processor template item is neither SpecialToken nor Sequence",
+                              path);
+        }
+    }
+    *n_out = n;
+    return EMBER_OK;
+}
+
+static ember_status load_tokenizer_json(tokenizer *tok, const char *dir, const char *path) {
+    ember_status st = EMBER_OK;
+    json_t *root = load_json(path, &st);
+    if (!root) return st;
+    json_t *cfg = NULL;
+    char cpath[4096];
+    if (path_join(cpath, sizeof cpath, dir, "tokenizer_config.json") && file_exists(cpath)) {
+        cfg = load_json(cpath, &st);
+        if (!cfg) {
+            json_decref(root);
+            return st;
+        }
+    }
+    set_defaults(tok);
+    tok->model_max_length = read_model_max_length(cfg);
+
+    json_t *norm = json_object_get(root, "normalizer");
+    const char *nt = json_string_value(json_object_get(norm, "type"));
+    if (!nt || strcmp(nt, "BertNormalizer") != 0) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported (only BertNormalizer)", path,
+                        nt ? nt : "null");
+        goto done;
+    }
+    json_t *v;
+    tok->clean_text = !json_is_false(json_object_get(norm, "clean_text"));
+    tok->handle_chinese_chars = !json_is_false(json_object_get(norm, "handle_chinese_chars"));
+    tok->lowercase = !json_is_false(json_object_get(norm, "lowercase"));
+    v = json_object_get(norm, "strip_accents");
+    tok->strip_accents = json_is_boolean(v) ? json_is_true(v) : tok->lowercase;
+
+    json_t *pre = json_object_get(root, "pre_tokenizer");
+    const char *pt = json_string_value(json_object_get(pre, "type"));
+    if (!pt || strcmp(pt, "BertPreTokenizer") != 0) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported (only BertPreTokenizer)",
+                        path, pt ? pt : "null");
+        goto done;
+    }
+
+    json_t *model = json_object_get(root, "model");
+    const char *mt = json_string_value(json_object_get(model, "type"));
+    if (!mt || strcmp(mt, "WordPiece") != 0) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: tokenizer model '%s' is not supported (only WordPiece)", path,
+                        mt ? mt : "null");
+        goto done;
+    }
+    const char *prefix = json_string_value(json_object_get(model, "continuing_subword_prefix"));
+    if (prefix) {
+        if (strlen(prefix) >= sizeof tok->prefix) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: continuing_subword_prefix too long", path);
+            goto done;
+        }
+        strcpy(tok->prefix, prefix);
+    }
+    if (json_is_integer(v = json_object_get(model, "max_input_chars_per_word")))
+        tok->max_word_chars = (int32_t)json_integer_value(v);
+    json_t *vocab = json_object_get(model, "vocab");
+    if (!json_is_object(vocab) || json_object_size(vocab) == 0) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: model.vocab is missing or empty", path);
+        goto done;
+    }
+    int32_t max_id = -1;
+    const char *key;
+    json_object_foreach(vocab, key, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000000) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: vocab entry '%s' has no valid id", path, key);
+            goto done;
+        }
+        if (json_integer_value(v) > max_id) max_id = (int32_t)json_integer_value(v);
+    }
+    size_t i;
+    json_t *added = json_object_get(root, "added_tokens");
+    json_array_foreach(added, i, v) {
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (id > max_id && id < 10000000) max_id = (int32_t)id;
+    }
+    tok->n_ids = max_id + 1;
+    tok->id_text = calloc((size_t)tok->n_ids, sizeof *tok->id_text);
+    if (!tok->id_text) {
+        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        goto done;
+    }
+    json_object_foreach(vocab, key, v) {
+        int32_t id = (int32_t)json_integer_value(v);
+        free(tok->id_text[id]);
+        tok->id_text[id] = strdup(key);
+    }
+    json_array_foreach(added, i, v) {
+        const char *content = json_string_value(json_object_get(v, "content"));
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (content && id >= 0 && id < tok->n_ids && !tok->id_text[id]) tok->id_text[id] = strdup(content);
+    }
+    st = tokenizer_index_vocab(tok);
+    if (st) goto done;
+
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    tok->unk_id = token_id(tok, unk ? unk : "[UNK]");
+    if (tok->unk_id < 0) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: unk_token '%s' is not in the vocabulary", path, unk ? unk : "[UNK]");
+        goto done;
+    }
+    json_array_foreach(added, i, v) {
+        const char *content = json_string_value(json_object_get(v, "content"));
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (!content || id < 0 || id >= tok->n_ids) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: added_tokens[%zu] has no content or a bad id", path, i);
+            goto done;
+        }
+        if (json_is_true(json_object_get(v, "normalized")) || json_is_true(json_object_get(v, "lstrip")) ||
+            json_is_true(json_object_get(v, "rstrip")) || json_is_true(json_object_get(v, "single_word"))) {
+            st = ember_fail(EMBER_ERR_UNSUPPORTED,
+                            "%s: added token '%s' uses normalized/lstrip/rstrip/single_word, not supported", path,
+                            content);
+            goto done;
+        }
+        st = add_added(tok, content, (int32_t)id, json_is_true(json_object_get(v, "special")));
+        if (st) goto done;
+    }
+    int32_t pad = token_id(tok, "[PAD]");
+    tok->pad_id = pad >= 0 ? pad : 0;
+
+    json_t *post = json_object_get(root, "post_processor");
+    const char *ppt = json_string_value(json_object_get(post, "type"));
+    if (ppt && strcmp(ppt, "TemplateProcessing") == 0) {
+        st = parse_template(tok, path, json_object_get(post, "single"), tok->single, &tok->n_single, 8);
+        if (!st) st = parse_template(tok, path, json_object_get(post, "pair"), tok->pair, &tok->n_pair, 16);
+        if (st) goto done;
+    } else if (ppt && strcmp(ppt, "BertProcessing") == 0) {
+        json_t *cls = json_object_get(post, "cls"), *sep = json_object_get(post, "sep");
+        int32_t c = token_id(tok, json_string_value(json_array_get(cls, 0)));
+        int32_t s = token_id(tok, json_string_value(json_array_get(sep, 0)));
+        if (c < 0 || s < 0) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: BertProcessing cls/sep tokens are not in the vocabulary", path);
+            goto done;
+        }
+        bert_template(tok, c, s);
+    } else {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED,
+                        "%s: post_processor '%s' is not supported (TemplateProcessing or BertProcessing)", path,
+                        ppt ? ppt : "null");
+        goto done;
+    }
+done:
+    json_decref(root);
+    json_decref(cfg);
+    if (st) tokenizer_free(tok);
+    return st;
+}
+
+ember_status tokenizer_load_dir(tokenizer *tok, const char *dir) {
+    char path[4096];
+    if (!path_join(path, sizeof path, dir, "tokenizer.json"))
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+    if (file_exists(path)) return load_tokenizer_json(tok, dir, path);
+    if (!path_join(path, sizeof path, dir, "vocab.txt") || !file_exists(path))
+        return ember_fail(EMBER_ERR_IO, "%s: no tokenizer.json or vocab.txt in the model directory", dir);
+    ember_status st = load_vocab_dir(tok, dir);
+    if (st) tokenizer_free(tok);
+    return st;
+}
