@@ -136,6 +136,7 @@ typedef struct {
     int32_t truncate;           /* cut to max_length (default 1); 0: keep every token */
     int32_t max_length;         /* 0: the model's */
     int32_t pad_to;             /* pad with [PAD] (mask 0) up to this many tokens; 0: none */
+    int32_t truncate_left;      /* cut tokens from the start instead of the end */
 } ember_tokenize_params;
 
 ember_tokenize_params ember_tokenize_default_params(void);
@@ -174,6 +175,7 @@ typedef struct {
     ember_normalize normalize; /* EMBER_NORMALIZE_DEFAULT: the model's */
     int32_t truncate;          /* 1 (default): cut over-long texts to max_length;
                                   0: an over-long text is an error */
+    int32_t truncate_left;     /* cut from the start instead of the end */
 } ember_encode_params;
 
 ember_encode_params ember_encode_default_params(void);
@@ -204,12 +206,30 @@ ember_status ember_encode_tokens(ember_model *model, const char *const *texts,
                                  ember_token_embeddings **out, ember_text_stats *stats);
 void ember_token_embeddings_free(ember_token_embeddings *emb);
 
+/* A sequence already tokenized: ids as the model sees them, special tokens
+ * included (see ember_tokenize). type_ids NULL: all 0. */
+typedef struct {
+    const int32_t *ids;
+    const int32_t *type_ids;
+    int32_t n;
+} ember_sequence;
+
+/*
+ * Run the model on n tokenized sequences: pooled vectors into pooled
+ * (n * dim, or NULL) and every token's last hidden state into hidden
+ * (sum of the lengths * dim, in order, or NULL). A sequence longer than the
+ * model's max_length is cut (params->truncate, keeping its last token when
+ * it is a special token) or is an error. Ids must be in the vocabulary.
+ */
+ember_status ember_encode_sequences(ember_model *model, const ember_sequence *seqs, int32_t n,
+                                    const ember_encode_params *params, float *pooled, float *hidden);
+
 /* ---- helpers -------------------------------------------------------------- */
 
 /* Cosine similarity of two vectors of length dim. */
 float ember_cosine(const float *a, const float *b, int32_t dim);
 
-/* Is a CUDA backend compiled in, and how many devices does it see? */
+/* How many CUDA devices the backend sees; -1 when ember is built without CUDA. */
 int32_t ember_cuda_device_count(void);
 
 #ifdef __cplusplus

@@ -179,58 +179,10 @@ static size_t text_len(const char *s, ptrdiff_t len) { return len < 0 ? strlen(s
 
 ember_status model_tokenize(const ember_model *m, tokenizer_scratch *scratch, piece_list *a, piece_list *b,
                             const char *text, size_t len, const char *pair, size_t pair_len, int add_special,
-                            int truncate, int32_t max_length, ember_token *out, int32_t capacity, int32_t *n_out,
-                            ember_text_stats *stats) {
-    a->n = 0;
-    a->invalid_utf8 = 0;
-    ember_status st = tokenizer_encode(&m->tok, text, len, a, scratch);
-    if (st) return st;
-    if (pair) {
-        b->n = 0;
-        b->invalid_utf8 = 0;
-        if ((st = tokenizer_encode(&m->tok, pair, pair_len, b, scratch))) return st;
-    }
-    int32_t n_special = add_special ? tokenizer_n_special(&m->tok, pair != NULL) : 0;
-    int32_t untruncated = a->n + (pair ? b->n : 0) + n_special;
-    if (max_length <= 0) max_length = m->max_length;
-    if (truncate && untruncated > max_length) {
-        if (add_special) tokenizer_truncate(&m->tok, a, pair ? b : NULL, max_length);
-        else if (!pair) a->n = max_length;
-        else {
-            /* without special tokens: the same longest-first rule with no template */
-            while (a->n + b->n > max_length) {
-                if (a->n > b->n) a->n--;
-                else b->n--;
-            }
-        }
-    }
-    int32_t total = a->n + (pair ? b->n : 0) + n_special;
-    if (stats) {
-        stats->n_tokens = total;
-        stats->n_tokens_untruncated = untruncated;
-        stats->truncated = total < untruncated;
-        stats->invalid_utf8 = a->invalid_utf8 + (pair ? b->invalid_utf8 : 0);
-    }
-    *n_out = total;
-    if (total > capacity) return EMBER_ERR_BUFFER_TOO_SMALL;
-    int32_t k = 0;
-    const template_item *tpl = pair ? m->tok.pair : m->tok.single;
-    int n_tpl = pair ? m->tok.n_pair : m->tok.n_single;
-    static const template_item bare[2] = {{0, 0, 0}, {1, 0, 1}};
-    if (!add_special) {
-        tpl = bare;
-        n_tpl = pair ? 2 : 1;
-    }
-    for (int i = 0; i < n_tpl; i++) {
-        if (tpl[i].sequence < 0) {
-            out[k++] = (ember_token){tpl[i].id, tpl[i].type_id, 1, 1, 0, 0};
-            continue;
-        }
-        const piece_list *p = tpl[i].sequence == 0 ? a : b;
-        for (int32_t j = 0; j < p->n; j++)
-            out[k++] = (ember_token){p->ids[j], tpl[i].type_id, 1, p->special[j], p->start[j], p->end[j]};
-    }
-    return EMBER_OK;
+                            int truncate, int truncate_left, int32_t max_length, ember_token *out, int32_t capacity,
+                            int32_t *n_out, ember_text_stats *stats) {
+    return tokenizer_tokenize(&m->tok, scratch, a, b, text, len, pair, pair_len, add_special, truncate,
+                              truncate_left, max_length > 0 ? max_length : m->max_length, out, capacity, n_out, stats);
 }
 
 ember_status ember_tokenize(const ember_model *m, const char *text, ptrdiff_t len, const char *pair,
@@ -243,7 +195,7 @@ ember_status ember_tokenize(const ember_model *m, const char *text, ptrdiff_t le
     piece_list a = {0}, b = {0};
     ember_status st = model_tokenize(m, &scratch, &a, &b, text, text_len(text, len), pair,
                                      pair ? text_len(pair, pair_len) : 0, p.add_special_tokens, p.truncate,
-                                     p.max_length, tokens, capacity, n_tokens, stats);
+                                     p.truncate_left, p.max_length, tokens, capacity, n_tokens, stats);
     if (st == EMBER_OK && p.pad_to > *n_tokens) {
         int32_t need = p.pad_to;
         if (need > capacity) {
@@ -275,47 +227,60 @@ float ember_cosine(const float *a, const float *b, int32_t dim) {
     return (float)(ab / (sqrt(aa) * sqrt(bb)));
 }
 
+static void batch_reset(ember_model *m) {
+    m->batch_T = m->batch_S = m->max_seqlen = 0;
+    m->cu_seqlens[0] = 0;
+}
+
+/* Append one sequence to the model's batch buffers (it must fit). */
+static void batch_append(ember_model *m, const int32_t *ids, const int32_t *type_ids, const ember_token *tokens,
+                         int32_t cnt) {
+    int32_t T = m->batch_T;
+    for (int32_t k = 0; k < cnt; k++) {
+        m->ids[T + k] = tokens ? tokens[k].id : ids[k];
+        m->type_ids[T + k] = tokens ? tokens[k].type_id : type_ids ? type_ids[k] : 0;
+        m->pos[T + k] = k;
+    }
+    m->batch_T = T + cnt;
+    m->cu_seqlens[++m->batch_S] = m->batch_T;
+    if (cnt > m->max_seqlen) m->max_seqlen = cnt;
+}
+
 /*
  * Tokenize texts [first, n) into the model's batch buffers until the token
- * budget is full; returns how many texts went in (>= 1 unless an error).
+ * budget is full; *taken is how many texts went in (>= 1 unless an error).
  */
 static ember_status fill_batch(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t first,
-                               int32_t n, int truncate, ember_text_stats *stats, int32_t *taken) {
-    int32_t T = 0, S = 0;
-    m->cu_seqlens[0] = 0;
-    m->max_seqlen = 0;
+                               int32_t n, const ember_encode_params *p, ember_text_stats *stats, int32_t *taken) {
+    batch_reset(m);
     for (int32_t i = first; i < n; i++) {
         if (!texts[i]) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
         int32_t cnt;
         ember_text_stats ts;
         ember_status st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, texts[i],
-                                         text_len(texts[i], lens ? lens[i] : -1), NULL, 0, 1, 1, m->max_length,
-                                         m->seq_tokens, m->max_tokens, &cnt, &ts);
+                                         text_len(texts[i], lens ? lens[i] : -1), NULL, 0, 1, 1, p->truncate_left,
+                                         m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
         if (st) return st;
-        if (!truncate && ts.truncated)
+        if (!p->truncate && ts.truncated)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
                               "text %d is %d tokens long, over the model's maximum of %d (truncation is off)", i,
                               ts.n_tokens_untruncated, m->max_length);
-        if (T + cnt > m->max_tokens) break; /* the text is tokenized again in the next batch */
-        for (int32_t k = 0; k < cnt; k++) {
-            m->ids[T + k] = m->seq_tokens[k].id;
-            m->type_ids[T + k] = m->seq_tokens[k].type_id;
-            m->pos[T + k] = k;
-        }
-        T += cnt;
-        S++;
-        m->cu_seqlens[S] = T;
-        if (cnt > m->max_seqlen) m->max_seqlen = cnt;
+        if (m->batch_T + cnt > m->max_tokens) break; /* the text is tokenized again in the next batch */
+        batch_append(m, NULL, NULL, m->seq_tokens, cnt);
         if (stats) stats[i] = ts;
     }
-    m->batch_T = T;
-    m->batch_S = S;
-    *taken = S;
+    *taken = m->batch_S;
     return EMBER_OK;
 }
 
 static packed_batch current_batch(const ember_model *m) {
     return (packed_batch){m->batch_S, m->batch_T, m->ids, m->type_ids, m->pos, m->cu_seqlens, m->max_seqlen};
+}
+
+static void resolve_output(const ember_model *m, const ember_encode_params *p, ember_pooling *pooling,
+                           int *normalize) {
+    *pooling = p->pooling == EMBER_POOLING_DEFAULT ? m->files.pooling : p->pooling;
+    *normalize = p->normalize == EMBER_NORMALIZE_DEFAULT ? m->files.normalize : p->normalize == EMBER_NORMALIZE_ON;
 }
 
 static ember_status check_encode_args(const ember_model *m, const char *const *texts, int32_t n,
@@ -335,13 +300,14 @@ ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdif
     ember_status st = check_encode_args(m, texts, n, &p);
     if (st) return st;
     if (n > 0 && !out) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode: out is NULL");
-    ember_pooling pooling = p.pooling == EMBER_POOLING_DEFAULT ? m->files.pooling : p.pooling;
-    int normalize = p.normalize == EMBER_NORMALIZE_DEFAULT ? m->files.normalize : p.normalize == EMBER_NORMALIZE_ON;
+    ember_pooling pooling;
+    int normalize;
+    resolve_output(m, &p, &pooling, &normalize);
     const int32_t C = m->files.cfg.C;
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
         int32_t taken;
-        st = fill_batch(m, texts, lens, i, n, p.truncate, stats, &taken);
+        st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
         if (st) break;
         packed_batch b = current_batch(m);
         st = m->be->forward(m->be, &b, NULL, out + (size_t)i * C, pooling, normalize);
@@ -378,7 +344,7 @@ ember_status ember_encode_tokens(ember_model *m, const char *const *texts, const
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
         int32_t taken;
-        st = fill_batch(m, texts, lens, i, n, p.truncate, stats, &taken);
+        st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
         if (st) break;
         size_t need = (size_t)e->n_tokens + (size_t)m->batch_T;
         if (need > cap) {
@@ -401,7 +367,8 @@ ember_status ember_encode_tokens(ember_model *m, const char *const *texts, const
         for (int32_t k = 0; k < taken; k++) {
             int32_t idx = i + k, cnt;
             st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, texts[idx],
-                                text_len(texts[idx], lens ? lens[idx] : -1), NULL, 0, 1, 1, m->max_length,
+                                text_len(texts[idx], lens ? lens[idx] : -1), NULL, 0, 1, 1, p.truncate_left,
+                                m->max_length,
                                 e->tokens + e->n_tokens, (int32_t)(cap - (size_t)e->n_tokens), &cnt, NULL);
             if (st) break;
             e->n_tokens += cnt;
@@ -419,4 +386,53 @@ ember_status ember_encode_tokens(ember_model *m, const char *const *texts, const
 oom:
     ember_token_embeddings_free(e);
     return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+}
+
+ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, int32_t n,
+                                    const ember_encode_params *params, float *pooled, float *hidden) {
+    ember_encode_params p = params ? *params : ember_encode_default_params();
+    if (!m || (n > 0 && !seqs) || n < 0)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_encode_sequences: NULL or negative argument");
+    ember_status st = check_encode_args(m, (const char *const *)seqs, n, &p);
+    if (st) return st;
+    const bert_config *c = &m->files.cfg;
+    for (int32_t i = 0; i < n; i++) {
+        if (seqs[i].n < 1 || !seqs[i].ids)
+            return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d is empty", i);
+        if (seqs[i].n > m->max_length && !p.truncate)
+            return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
+                              "sequence %d has %d tokens, over the model's maximum of %d (truncation is off)", i,
+                              seqs[i].n, m->max_length);
+        for (int32_t k = 0; k < seqs[i].n; k++) {
+            if (seqs[i].ids[k] < 0 || seqs[i].ids[k] >= c->V)
+                return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d: token id %d is outside the vocabulary [0, %d)",
+                                  i, seqs[i].ids[k], c->V);
+            if (seqs[i].type_ids && (seqs[i].type_ids[k] < 0 || seqs[i].type_ids[k] >= c->TV))
+                return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d: token type %d is outside [0, %d)", i,
+                                  seqs[i].type_ids[k], c->TV);
+        }
+    }
+    ember_pooling pooling;
+    int normalize;
+    resolve_output(m, &p, &pooling, &normalize);
+    const int32_t C = c->C;
+    size_t hidden_row = 0;
+    pthread_mutex_lock(&m->lock);
+    for (int32_t i = 0; i < n && !st;) {
+        batch_reset(m);
+        int32_t first = i;
+        while (i < n) {
+            int32_t cnt = seqs[i].n < m->max_length ? seqs[i].n : m->max_length;
+            int32_t skip = p.truncate_left ? seqs[i].n - cnt : 0;
+            if (m->batch_T + cnt > m->max_tokens) break;
+            batch_append(m, seqs[i].ids + skip, seqs[i].type_ids ? seqs[i].type_ids + skip : NULL, NULL, cnt);
+            i++;
+        }
+        packed_batch b = current_batch(m);
+        st = m->be->forward(m->be, &b, hidden ? hidden + hidden_row * C : NULL, pooled ? pooled + (size_t)first * C : NULL,
+                            pooling, normalize);
+        hidden_row += (size_t)m->batch_T;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return st;
 }

@@ -32,7 +32,7 @@ struct ember_model {
  * with no message set). */
 ember_status model_tokenize(const ember_model *m, tokenizer_scratch *scratch, piece_list *a, piece_list *b,
                             const char *text, size_t len, const char *pair, size_t pair_len, int add_special,
-                            int truncate, int32_t max_length, ember_token *out, int32_t capacity, int32_t *n_out,
-                            ember_text_stats *stats);
+                            int truncate, int truncate_left, int32_t max_length, ember_token *out, int32_t capacity,
+                            int32_t *n_out, ember_text_stats *stats);
 
 #endif

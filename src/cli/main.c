@@ -11,6 +11,8 @@ static const char *usage =
     "  search     embed a corpus and queries, print the closest entries by cosine\n"
     "  tokenize   print the model's tokens of texts\n"
     "  info       describe a model directory\n"
+    "  bench      measure tokenization and encoding throughput and latency\n"
+    "  serve      an HTTP embedding server (text-embeddings-inference and OpenAI routes)\n"
     "\n"
     "'ember <command> --help' describes each. The default model is $EMBER_MODEL,\n"
     "else weights/all-MiniLM-L6-v2 (fetch it with weights/fetch.sh).\n";
@@ -32,7 +34,8 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"embed", cmd_embed}, {"search", cmd_search}, {"tokenize", cmd_tokenize}, {"info", cmd_info}};
+    } cmds[] = {{"embed", cmd_embed}, {"search", cmd_search}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
+                  {"bench", cmd_bench},  {"serve", cmd_serve}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "ember: error: unknown command '%s'\n\n%s", cmd, usage);

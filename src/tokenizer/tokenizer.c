@@ -489,13 +489,25 @@ int tokenizer_n_special(const tokenizer *tok, int pair) {
     return count;
 }
 
-void tokenizer_truncate(const tokenizer *tok, piece_list *a, piece_list *b, int32_t max_length) {
-    int32_t room = max_length - tokenizer_n_special(tok, b != NULL);
+/* Keep n pieces: the first n, or the last n when left. */
+static void piece_keep(piece_list *p, int32_t n, int left) {
+    if (p->n <= n) return;
+    if (left) {
+        int32_t drop = p->n - n;
+        memmove(p->ids, p->ids + drop, (size_t)n * sizeof *p->ids);
+        memmove(p->start, p->start + drop, (size_t)n * sizeof *p->start);
+        memmove(p->end, p->end + drop, (size_t)n * sizeof *p->end);
+        memmove(p->special, p->special + drop, (size_t)n);
+    }
+    p->n = n;
+}
+
+void tokenizer_truncate(piece_list *a, piece_list *b, int32_t room, int left) {
     if (room < 0) room = 0;
     int32_t total = a->n + (b ? b->n : 0);
     if (total <= room) return;
     if (!b) {
-        a->n = room;
+        piece_keep(a, room, left);
         return;
     }
     /* tokenizers' LongestFirst for pairs, as it computes it */
@@ -517,6 +529,52 @@ void tokenizer_truncate(const tokenizer *tok, piece_list *a, piece_list *b, int3
         n1 = n2;
         n2 = t;
     }
-    if (a->n > n1) a->n = n1;
-    if (b->n > n2) b->n = n2;
+    piece_keep(a, n1, left);
+    piece_keep(b, n2, left);
+}
+
+ember_status tokenizer_tokenize(const tokenizer *tok, tokenizer_scratch *scratch, piece_list *a, piece_list *b,
+                                const char *text, size_t len, const char *pair, size_t pair_len, int add_special,
+                                int truncate, int truncate_left, int32_t max_length, ember_token *out,
+                                int32_t capacity, int32_t *n_out, ember_text_stats *stats) {
+    a->n = 0;
+    a->invalid_utf8 = 0;
+    ember_status st = tokenizer_encode(tok, text, len, a, scratch);
+    if (st) return st;
+    if (pair) {
+        b->n = 0;
+        b->invalid_utf8 = 0;
+        if ((st = tokenizer_encode(tok, pair, pair_len, b, scratch))) return st;
+    }
+    int32_t n_special = add_special ? tokenizer_n_special(tok, pair != NULL) : 0;
+    int32_t untruncated = a->n + (pair ? b->n : 0) + n_special;
+    if (truncate && untruncated > max_length)
+        tokenizer_truncate(a, pair ? b : NULL, max_length - n_special, truncate_left);
+    int32_t total = a->n + (pair ? b->n : 0) + n_special;
+    if (stats) {
+        stats->n_tokens = total;
+        stats->n_tokens_untruncated = untruncated;
+        stats->truncated = total < untruncated;
+        stats->invalid_utf8 = a->invalid_utf8 + (pair ? b->invalid_utf8 : 0);
+    }
+    *n_out = total;
+    if (total > capacity) return EMBER_ERR_BUFFER_TOO_SMALL;
+    int32_t k = 0;
+    const template_item *tpl = pair ? tok->pair : tok->single;
+    int n_tpl = pair ? tok->n_pair : tok->n_single;
+    static const template_item bare[2] = {{0, 0, 0}, {1, 0, 1}};
+    if (!add_special) {
+        tpl = bare;
+        n_tpl = pair ? 2 : 1;
+    }
+    for (int i = 0; i < n_tpl; i++) {
+        if (tpl[i].sequence < 0) {
+            out[k++] = (ember_token){tpl[i].id, tpl[i].type_id, 1, 1, 0, 0};
+            continue;
+        }
+        const piece_list *p = tpl[i].sequence == 0 ? a : b;
+        for (int32_t j = 0; j < p->n; j++)
+            out[k++] = (ember_token){p->ids[j], tpl[i].type_id, 1, p->special[j], p->start[j], p->end[j]};
+    }
+    return EMBER_OK;
 }

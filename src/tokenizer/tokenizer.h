@@ -92,9 +92,22 @@ void piece_list_free(piece_list *p);
 ember_status tokenizer_encode(const tokenizer *tok, const char *text, size_t len,
                               piece_list *out, tokenizer_scratch *scratch);
 
-/* Cut a and b (b may be NULL) so that together with the template's special
- * tokens they fit max_length: tokenizers' "longest_first" strategy. */
-void tokenizer_truncate(const tokenizer *tok, piece_list *a, piece_list *b, int32_t max_length);
+/* Cut a and b (b may be NULL) to `room` tokens together, tokenizers'
+ * "longest_first" strategy, from the end (or the start when left). */
+void tokenizer_truncate(piece_list *a, piece_list *b, int32_t room, int left);
+
+/*
+ * The whole pipeline for one text (and optionally a pair): tokens, then
+ * truncation to max_length (when truncate), then the template's special
+ * tokens (when add_special). Truncation cuts from the end, or from the
+ * start when truncate_left. Writes up to capacity tokens to out; *n_out is
+ * the count needed, and EMBER_ERR_BUFFER_TOO_SMALL (no message set) when it
+ * does not fit. a and b are scratch lists.
+ */
+ember_status tokenizer_tokenize(const tokenizer *tok, tokenizer_scratch *scratch, piece_list *a, piece_list *b,
+                                const char *text, size_t len, const char *pair, size_t pair_len, int add_special,
+                                int truncate, int truncate_left, int32_t max_length, ember_token *out,
+                                int32_t capacity, int32_t *n_out, ember_text_stats *stats);
 
 /* Special tokens the template adds around one text (pair: two texts). */
 int tokenizer_n_special(const tokenizer *tok, int pair);

@@ -1,0 +1,48 @@
+/* Shared helpers for ember's Criterion tests. */
+#ifndef EMBER_TEST_UTIL_H
+#define EMBER_TEST_UTIL_H
+
+#include <criterion/criterion.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ember.h"
+
+#define SRC_PATH(rel) EMBER_SOURCE_DIR "/" rel
+#define MINILM_DIR SRC_PATH("weights/all-MiniLM-L6-v2")
+#define TINY_DIR SRC_PATH("tests/data/tiny-bert")
+#define STSB_DIR SRC_PATH("../shared/data/stsb")
+
+/* Skip the current test when a fetched model is absent — or fail, when
+ * EMBER_REQUIRE_WEIGHTS=1 (CI sets it: there the weights must be present). */
+void require_dir(const char *dir, const char *hint);
+#define REQUIRE_MINILM() require_dir(MINILM_DIR, "run weights/fetch.sh")
+
+ember_model *load_model(const char *dir);
+
+/* Whole file, NUL-terminated (fails the test when unreadable). */
+char *read_file(const char *path, size_t *size);
+/* A gzip or plain text file, line by line: returns lines (malloc'd array of
+ * malloc'd strings) and their count. */
+char **read_lines(const char *path, size_t *n);
+void free_lines(char **lines, size_t n);
+
+/* The STS-B CSV: sentence1, sentence2, score per row. */
+typedef struct {
+    char *s1, *s2;
+    double score;
+} stsb_row;
+stsb_row *stsb_read(const char *path, size_t *n);
+void stsb_free(stsb_row *rows, size_t n);
+
+double spearman(const double *a, const double *b, size_t n);
+/* Parse "1 2 3" (space-separated ints); returns the count. */
+size_t parse_ids(const char *s, int32_t *out, size_t cap);
+
+/* A .npy file of float32 or float16 (C order, 2 dimensions), as float32. */
+float *npy_read(const char *path, int64_t *rows, int64_t *cols);
+
+/* max |a - b| */
+float max_abs_diff(const float *a, const float *b, size_t n);
+
+#endif

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what ember builds and tests with, from Debian's packages.
+# Needs root (or sudo). Idempotent: packages already present are skipped.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config python3 python3-pip
+  libutf8proc-dev       # Unicode tables for the tokenizer
+  libjansson-dev        # JSON: config files, safetensors headers, JSONL
+  libopenblas-openmp-dev # CBLAS for the CPU backend (OpenMP build)
+  libcriterion-dev      # tests
+  zlib1g-dev            # .gz input
+  libmicrohttpd-dev     # ember serve
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
