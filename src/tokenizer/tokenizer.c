@@ -207,7 +207,8 @@ static ember_status normalize(const tokenizer *tok, const char *text, size_t len
         if (cjk && !cp_push(s, ' ', start, end)) goto oom;
         if (tok->strip_accents && cp >= 0x80) {
             int32_t d[8];
-            int nd = unicode_decompose(cp, d);
+            int nd = unicode_strip_exception(cp, d);
+            if (nd < 0) nd = unicode_decompose(cp, d);
             for (int k = 0; k < nd; k++) {
                 if (!cp_push(s, d[k], start, end)) goto oom;
             }
@@ -361,6 +362,14 @@ static ember_status pretokenize(const tokenizer *tok, tokenizer_scratch *s, size
     return EMBER_OK;
 }
 
+ember_status tokenizer_normalize(const tokenizer *tok, const char *text, size_t len, tokenizer_scratch *s,
+                                 int32_t *invalid_utf8) {
+    s->n_cp = 0;
+    ember_status st = normalize(tok, text, len, 0, NULL, NULL, s, invalid_utf8);
+    if (!st) st = finish_normalize(tok, s, 0);
+    return st;
+}
+
 static ember_status encode_segment(const tokenizer *tok, const char *text, size_t len, int32_t base,
                                    const int32_t *src_start, const int32_t *src_end, piece_list *out,
                                    tokenizer_scratch *s) {
@@ -471,7 +480,9 @@ ember_status tokenizer_encode(const tokenizer *tok, const char *text, size_t len
         size_t n = strlen(tok->added[k].text);
         int32_t a0 = src_start ? src_start[i] : (int32_t)i;
         int32_t a1 = src_end ? src_end[i + n - 1] : (int32_t)(i + n);
-        if (!piece_push(out, tok->added[k].id, a0, a1, tok->added[k].special))
+        /* Like tokenizers, special_tokens_mask marks only the template's
+         * tokens, not special tokens written in the text. */
+        if (!piece_push(out, tok->added[k].id, a0, a1, 0))
             return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
         i += n - 1;
         seg = i + 1;

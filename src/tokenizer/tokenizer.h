@@ -67,7 +67,7 @@ void tokenizer_free(tokenizer *tok);
 typedef struct {
     int32_t *ids;
     int32_t *start, *end;
-    uint8_t *special; /* 1 for added special tokens found in the text */
+    uint8_t *special; /* 0 for every piece of the text (see tokenizer_encode) */
     int32_t n, cap;
     int32_t invalid_utf8;
 } piece_list;
@@ -87,6 +87,11 @@ typedef struct {
 
 void tokenizer_scratch_free(tokenizer_scratch *s);
 void piece_list_free(piece_list *p);
+
+/* BertNormalizer alone: the normalised code points of text into s->cp[0..n_cp),
+ * with their source byte ranges in s->cp_start / s->cp_end. */
+ember_status tokenizer_normalize(const tokenizer *tok, const char *text, size_t len, tokenizer_scratch *s,
+                                 int32_t *invalid_utf8);
 
 /* Append the tokens of text[0..len) to out (offsets relative to text). */
 ember_status tokenizer_encode(const tokenizer *tok, const char *text, size_t len,

@@ -17,7 +17,39 @@ typedef struct {
     uint8_t set, clear; /* classes tokenizers gives / does not give these code points */
 } class_exception;
 
+typedef struct {
+    int32_t cp;
+    int n;
+    int32_t to[3];
+} lower_exception;
+
+typedef struct {
+    int32_t cp;
+    int n;
+    int32_t to[4];
+} strip_exception;
+
+#ifdef EMBER_UNICODE_NO_EXCEPTIONS /* for tools/unicode_exceptions.c, which makes the tables */
+static const class_exception class_exceptions[] = {{-1, -1, 0, 0}};
+static const lower_exception lower_exceptions[] = {{-1, 0, {0, 0, 0}}};
+static const strip_exception strip_exceptions[] = {{-1, 0, {0, 0, 0, 0}}};
+#else
 #include "unicode_exceptions.inc"
+#endif
+
+int unicode_strip_exception(int32_t cp, int32_t *out) {
+    size_t lo = 0, hi = sizeof strip_exceptions / sizeof strip_exceptions[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < strip_exceptions[mid].cp) hi = mid;
+        else if (cp > strip_exceptions[mid].cp) lo = mid + 1;
+        else {
+            for (int i = 0; i < strip_exceptions[mid].n; i++) out[i] = strip_exceptions[mid].to[i];
+            return strip_exceptions[mid].n;
+        }
+    }
+    return -1;
+}
 
 /* Rust's char::is_whitespace (the White_Space property). */
 static int is_white_space(int32_t cp) {
@@ -95,12 +127,17 @@ int unicode_combining_class(int32_t cp) {
 }
 
 int unicode_lowercase(int32_t cp, int32_t *out) {
-    /* The one unconditional multi-character lowercase mapping (SpecialCasing):
-     * Rust's char::to_lowercase applies it, utf8proc's simple mapping does not. */
-    if (cp == 0x130) {
-        out[0] = 'i';
-        out[1] = 0x307;
-        return 2;
+    /* where Rust's char::to_lowercase differs from utf8proc's simple mapping
+     * (U+0130's full mapping, characters newer than utf8proc's tables) */
+    size_t lo = 0, hi = sizeof lower_exceptions / sizeof lower_exceptions[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < lower_exceptions[mid].cp) hi = mid;
+        else if (cp > lower_exceptions[mid].cp) lo = mid + 1;
+        else {
+            for (int i = 0; i < lower_exceptions[mid].n; i++) out[i] = lower_exceptions[mid].to[i];
+            return lower_exceptions[mid].n;
+        }
     }
     out[0] = utf8proc_tolower(cp);
     return 1;

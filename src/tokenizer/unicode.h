@@ -21,6 +21,9 @@ uint8_t unicode_class(int32_t cp);
 /* The canonical decomposition (NFD) of cp into out (at most 4 code points
  * for any Unicode character; out must hold 8). Returns the count. */
 int unicode_decompose(int32_t cp, int32_t *out);
+/* strip_accents of cp where tokenizers' normalisation data differs from
+ * utf8proc's (into out[4]; the count), or -1 where it does not. */
+int unicode_strip_exception(int32_t cp, int32_t *out);
 /* The canonical combining class (0 for starters). */
 int unicode_combining_class(int32_t cp);
 /* Full lowercase mapping as Rust's char::to_lowercase (into out[3]); returns the count. */
