@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <jansson.h>
+
 #include "model/safetensors.h"
 
 void require_dir(const char *dir, const char *hint) {
@@ -229,4 +231,110 @@ float max_abs_diff(const float *a, const float *b, size_t n) {
         if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
     }
     return m;
+}
+
+static uint16_t to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xFF) - 127 + 15;
+    uint32_t man = x & 0x7FFFFF;
+    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (man ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - exp), half = man >> shift, rem = man & ((1u << shift) - 1),
+                 mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)exp << 10) | (man >> 13), rem = man & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+    return (uint16_t)half;
+}
+
+static uint16_t to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
+    return (uint16_t)(r >> 16);
+}
+
+void safetensors_convert(const char *src, const char *dst, int dtype) {
+    safetensors_file f;
+    cr_assert_eq(safetensors_open(&f, src), EMBER_OK, "%s", ember_last_error());
+    json_t *hdr = json_object();
+    size_t off = 0;
+    size_t *size = calloc((size_t)f.n_tensors, sizeof *size);
+    for (int i = 0; i < f.n_tensors; i++) {
+        const st_tensor *t = &f.tensors[i];
+        int is_float = t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
+        st_dtype out = is_float ? (st_dtype)dtype : t->dtype;
+        size_t esize = out == ST_F32 ? 4 : (out == ST_F16 || out == ST_BF16) ? 2 : (t->dtype == ST_I64 ? 8 : 4);
+        size[i] = (size_t)t->numel * esize;
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_dtype_name(out), "shape", shape, "data_offsets",
+                              (json_int_t)off, (json_int_t)(off + size[i]));
+        json_object_set_new(hdr, t->name, e);
+        off += size[i];
+    }
+    char *h = json_dumps(hdr, JSON_COMPACT);
+    size_t hlen = strlen(h);
+    FILE *o = fopen(dst, "wb");
+    cr_assert(o, "cannot write %s", dst);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    fwrite(len8, 1, 8, o);
+    fwrite(h, 1, hlen, o);
+    for (int i = 0; i < f.n_tensors; i++) {
+        const st_tensor *t = &f.tensors[i];
+        int is_float = t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16;
+        if (!is_float) {
+            fwrite(t->data, 1, size[i], o);
+            continue;
+        }
+        float *v = malloc((size_t)t->numel * sizeof *v);
+        cr_assert_eq(st_tensor_to_f32(t, v), EMBER_OK);
+        for (int64_t k = 0; k < t->numel; k++) {
+            if (dtype == ST_F32) fwrite(&v[k], 4, 1, o);
+            else {
+                uint16_t b = dtype == ST_F16 ? to_f16(v[k]) : to_bf16(v[k]);
+                uint8_t le[2] = {(uint8_t)b, (uint8_t)(b >> 8)};
+                fwrite(le, 1, 2, o);
+            }
+        }
+        free(v);
+    }
+    cr_assert_eq(fclose(o), 0);
+    free(h);
+    free(size);
+    json_decref(hdr);
+    safetensors_close(&f);
+}
+
+char *copy_dir(const char *from) {
+    char tmpl[] = "/tmp/ember-test-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    cr_assert(dir);
+    dir = strdup(dir);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cp -r '%s'/. '%s'/", from, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    return dir;
+}
+
+void write_file(const char *path, const char *data) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    fputs(data, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+void remove_dir(char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    free(dir);
 }

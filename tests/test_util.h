@@ -45,4 +45,13 @@ float *npy_read(const char *path, int64_t *rows, int64_t *cols);
 /* max |a - b| */
 float max_abs_diff(const float *a, const float *b, size_t n);
 
+
+/* Copy a safetensors file, converting every F32/F16/BF16 tensor to `dtype`
+ * (ST_F32, ST_F16 or ST_BF16; others copied as they are). Rounds to nearest even. */
+void safetensors_convert(const char *src, const char *dst, int dtype);
+/* A fresh temporary directory holding a copy of `from` and its subfolders. */
+char *copy_dir(const char *from);
+void write_file(const char *path, const char *data);
+void remove_dir(char *dir);
+
 #endif
