@@ -1,0 +1,44 @@
+/* Fused multi-head self-attention over a packed batch (sequences
+ * concatenated, cu_seqlens offsets, no padding). CPU twin: attention_cpu. */
+#ifndef EMBER_KERNELS_ATTENTION_CUH
+#define EMBER_KERNELS_ATTENTION_CUH
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#include "ember.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest head size any attention kernel handles. */
+#define ATTENTION_MAX_HS 128
+
+/*
+ * out (T, C) = softmax(q k^T / sqrt(HS)) v for each head of each sequence,
+ * where qkv (T, 3C) holds [q | k | v] without their bias and bias (3C) is
+ * added on load; C = NH * HS. Scores live in registers and shared memory
+ * only (flash-attention style: online softmax in fp32). fp16 / bf16 with HS
+ * 32 or 64 run on tensor cores; other head sizes (HS % 8 == 0, at most
+ * ATTENTION_MAX_HS) and fp32 on a scalar fp32 kernel. cu_seqlens (S + 1) on
+ * the device; max_seqlen at least the longest sequence; qkv, bias, out
+ * 16-byte aligned.
+ */
+cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
+                           int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype, cudaStream_t stream);
+
+/* The same, always on the scalar kernel (tests and bench/kernels compare
+ * the two paths). */
+cudaError_t attention_scalar_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
+                                  int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
+                                  cudaStream_t stream);
+
+/* 1 when attention_cuda runs (dtype, HS) on tensor cores. */
+int attention_uses_tensor_cores(ember_dtype dtype, int32_t HS);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

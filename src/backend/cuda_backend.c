@@ -1,0 +1,325 @@
+/* The CUDA backend: the forward pass of cpu_backend.c, op for op, on a GPU.
+ *
+ * Weights are converted to the compute dtype on the host and uploaded once,
+ * into one device slab. Activations live in a second slab sized for
+ * max_tokens at creation; the cuBLAS handle, its workspace, the stream and
+ * the pinned host buffers (the staged batch in, fp32 vectors out) are made
+ * once too. Nothing is allocated per batch. A forward is one stream:
+ * H2D of the batch, the ops, D2H of the result, one synchronisation.
+ *
+ * Shapes (model/model.h): T tokens, S sequences, C hidden, NH heads of HS,
+ * FF intermediate. */
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "common/error.h"
+#include "cuda_layout.h"
+#include "kernels/activation.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/convert.cuh"
+#include "kernels/embed.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/matmul.cuh"
+#include "kernels/pool.cuh"
+
+#ifndef EMBER_CUDA_ARCHS
+#define EMBER_CUDA_ARCHS "80;86;89;90"
+#endif
+
+/* cuBLAS's workspace: what NVIDIA recommends for Hopper (32 MiB). */
+#define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef struct {
+    backend base;
+    bert_config cfg;
+    int device;
+    int sync_each_op; /* debug: synchronise after every op so a fault names its op */
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws;
+    cuda_param_layout lay;
+    uint8_t *params; /* device: every weight, in dtype */
+    cuda_workspace_layout ws;
+    uint8_t *acts;  /* device: the activations */
+    int32_t *h_ints; /* pinned: the staged batch */
+    float *h_out;    /* pinned: (max_tokens, C) fp32 out */
+} cuda_backend;
+
+static ember_status cuda_fail(const char *op, int layer, cudaError_t e) {
+    if (layer >= 0)
+        return ember_fail(EMBER_ERR_BACKEND, "CUDA error in %s (layer %d): %s (%s)", op, layer, cudaGetErrorString(e),
+                          cudaGetErrorName(e));
+    return ember_fail(EMBER_ERR_BACKEND, "CUDA error in %s: %s (%s)", op, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static const char *blas_status_name(cublasStatus_t s) {
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    }
+    return "unknown cuBLAS status";
+}
+
+/* Each op's error checked at once; in debug mode the stream is synchronised
+ * too, so that an asynchronous fault is reported against the op that made it. */
+#define CUDA_OP(name, layer, call)                                                                                    \
+    do {                                                                                                              \
+        cudaError_t e_ = (call);                                                                                      \
+        if (e_ == cudaSuccess && cb->sync_each_op) e_ = cudaStreamSynchronize(cb->stream);                            \
+        if (e_ != cudaSuccess) return cuda_fail(name, layer, e_);                                                     \
+    } while (0)
+
+#define BLAS_OP(name, layer, call)                                                                                    \
+    do {                                                                                                              \
+        cublasStatus_t s_ = (call);                                                                                   \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                              \
+            return ember_fail(EMBER_ERR_BACKEND, "cuBLAS error in %s (layer %d): %s", name, layer,                    \
+                              blas_status_name(s_));                                                                  \
+        if (cb->sync_each_op) CUDA_OP(name, layer, cudaStreamSynchronize(cb->stream));                               \
+    } while (0)
+
+/* Hand a (T, C) activation in dtype to the debug hook as fp32. */
+static ember_status hook_tensor(cuda_backend *cb, const char *name, int layer, const void *x, int32_t T) {
+    const int32_t C = cb->cfg.C;
+    const size_t n = (size_t)T * C;
+    const void *src = x;
+    if (cb->base.dtype != EMBER_DTYPE_FP32) {
+        float *out32 = (float *)(cb->acts + cb->ws.out32);
+        CUDA_OP("hook conversion", layer, convert_to_f32_cuda(out32, x, (int64_t)n, cb->base.dtype, cb->stream));
+        src = out32;
+    }
+    CUDA_OP("hook copy", layer, cudaMemcpyAsync(cb->h_out, src, n * sizeof(float), cudaMemcpyDeviceToHost, cb->stream));
+    CUDA_OP("hook synchronise", layer, cudaStreamSynchronize(cb->stream));
+    cb->base.hook(cb->base.hook_user, name, layer, cb->h_out, T, C);
+    return EMBER_OK;
+}
+
+static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidden, float *pooled,
+                                 ember_pooling pooling, int normalize) {
+    cuda_backend *cb = (cuda_backend *)be;
+    const bert_config *c = &cb->cfg;
+    int32_t max_seqlen;
+    ember_status st = cuda_batch_check(b, c, be->max_tokens, &max_seqlen);
+    if (st) return st;
+    if (pooling == EMBER_POOLING_DEFAULT) pooling = EMBER_POOLING_CLS; /* as pool_cpu */
+    const int32_t T = b->T, S = b->S, C = c->C, FF = c->FF;
+    if (T == 0) return EMBER_OK;
+    const ember_dtype dt = be->dtype;
+    cudaStream_t stream = cb->stream;
+    CUDA_OP("cudaSetDevice", -1, cudaSetDevice(cb->device));
+
+    uint8_t *A = cb->acts;
+    void *x = A + cb->ws.x, *qkv = A + cb->ws.qkv, *att = A + cb->ws.att, *tmp = A + cb->ws.tmp, *ff = A + cb->ws.ff;
+    float *out32 = (float *)(A + cb->ws.out32);
+    int32_t *d_ints = (int32_t *)(A + cb->ws.ints);
+    const int32_t *d_ids = d_ints, *d_type = d_ints + T, *d_pos = d_ints + 2 * (size_t)T,
+                  *d_cu = d_ints + 3 * (size_t)T;
+#define P(off) ((const void *)(cb->params + (off)))
+
+    /* The pinned staging buffer is rewritten below: a forward that failed
+     * half-way may have left its upload queued (a no-op when idle). */
+    CUDA_OP("synchronise before staging", -1, cudaStreamSynchronize(stream));
+    cuda_batch_stage(cb->h_ints, b);
+    CUDA_OP("batch upload", -1,
+            cudaMemcpyAsync(d_ints, cb->h_ints, cuda_batch_ints(T, S) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                            stream));
+    CUDA_OP("embed_layernorm", -1,
+            embed_layernorm_cuda(x, d_ids, d_type, d_pos, P(cb->lay.word), P(cb->lay.pos), P(cb->lay.type),
+                                 P(cb->lay.ln_w), P(cb->lay.ln_b), c->ln_eps, T, C, dt, stream));
+    if (be->hook && (st = hook_tensor(cb, "embeddings", -1, x, T))) return st;
+
+    for (int32_t l = 0; l < c->L; l++) {
+        const cuda_layer_offsets *o = &cb->lay.layers[l];
+        BLAS_OP("QKV projection", l, matmul_cuda(qkv, x, P(o->wqkv), T, C, 3 * C, dt, cb->blas));
+        CUDA_OP("attention", l, attention_cuda(att, qkv, P(o->bqkv), d_cu, S, max_seqlen, c->NH, c->HS, dt, stream));
+        BLAS_OP("attention output projection", l, matmul_cuda(tmp, att, P(o->wo), T, C, C, dt, cb->blas));
+        CUDA_OP("attention bias_residual_layernorm", l,
+                bias_residual_layernorm_cuda(x, tmp, P(o->bo), x, P(o->ln1_w), P(o->ln1_b), c->ln_eps, T, C, dt,
+                                             stream));
+        BLAS_OP("FFN up projection", l, matmul_cuda(ff, x, P(o->w1), T, C, FF, dt, cb->blas));
+        CUDA_OP("bias_act", l, bias_act_cuda(ff, ff, P(o->b1), c->act, T, FF, dt, stream));
+        BLAS_OP("FFN down projection", l, matmul_cuda(tmp, ff, P(o->w2), T, FF, C, dt, cb->blas));
+        CUDA_OP("FFN bias_residual_layernorm", l,
+                bias_residual_layernorm_cuda(x, tmp, P(o->b2), x, P(o->ln2_w), P(o->ln2_b), c->ln_eps, T, C, dt,
+                                             stream));
+        if (be->hook && (st = hook_tensor(cb, "layer_out", l, x, T))) return st;
+    }
+#undef P
+
+    if (hidden) {
+        const void *src = x;
+        if (dt != EMBER_DTYPE_FP32) {
+            CUDA_OP("hidden state conversion", -1, convert_to_f32_cuda(out32, x, (int64_t)T * C, dt, stream));
+            src = out32;
+        }
+        CUDA_OP("hidden state download", -1,
+                cudaMemcpyAsync(cb->h_out, src, (size_t)T * C * sizeof(float), cudaMemcpyDeviceToHost, stream));
+        CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
+        memcpy(hidden, cb->h_out, (size_t)T * C * sizeof(float));
+    }
+    if (pooled) {
+        CUDA_OP("pool", -1, pool_cuda(out32, x, d_cu, S, C, pooling, normalize, dt, stream));
+        CUDA_OP("pooled vector download", -1,
+                cudaMemcpyAsync(cb->h_out, out32, (size_t)S * C * sizeof(float), cudaMemcpyDeviceToHost, stream));
+        CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
+        memcpy(pooled, cb->h_out, (size_t)S * C * sizeof(float));
+    }
+    if (!hidden && !pooled) CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
+    return EMBER_OK;
+}
+
+static void cuda_destroy(backend *be) {
+    cuda_backend *cb = (cuda_backend *)be;
+    if (!cb) return;
+    cudaSetDevice(cb->device);
+    if (cb->stream) cudaStreamSynchronize(cb->stream);
+    if (cb->blas) cublasDestroy(cb->blas);
+    if (cb->blas_ws) cudaFree(cb->blas_ws);
+    if (cb->params) cudaFree(cb->params);
+    if (cb->acts) cudaFree(cb->acts);
+    if (cb->h_ints) cudaFreeHost(cb->h_ints);
+    if (cb->h_out) cudaFreeHost(cb->h_out);
+    if (cb->stream) cudaStreamDestroy(cb->stream);
+    cuda_param_layout_free(&cb->lay);
+    free(cb);
+}
+
+int32_t cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError(); /* no driver / no device: not a sticky error, but clear it */
+        return 0;
+    }
+    return n;
+}
+
+/* cudaMalloc / cudaMallocHost with a message naming what and how much. */
+static ember_status device_alloc(void **p, size_t bytes, const char *what, int device, int pinned) {
+    cudaError_t e = pinned ? cudaMallocHost(p, bytes) : cudaMalloc(p, bytes);
+    if (e == cudaSuccess) return EMBER_OK;
+    (void)cudaGetLastError();
+    *p = NULL;
+    return ember_fail(e == cudaErrorMemoryAllocation ? EMBER_ERR_OUT_OF_MEMORY : EMBER_ERR_BACKEND,
+                      "CUDA device %d: cannot allocate %.1f MiB of %s for %s: %s (lower max_batch_tokens?)", device,
+                      (double)bytes / (1 << 20), pinned ? "pinned host memory" : "device memory", what,
+                      cudaGetErrorString(e));
+}
+
+backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t device_index, ember_dtype dtype,
+                             int32_t max_tokens, ember_status *st) {
+    if ((*st = cuda_config_check(cfg, dtype, max_tokens))) return NULL;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n <= 0) {
+        (void)cudaGetLastError();
+        if (e == cudaErrorInsufficientDriver)
+            *st = ember_fail(EMBER_ERR_NO_DEVICE,
+                             "no CUDA device: %s (no NVIDIA driver, or one older than CUDA %d.%d needs); use --device "
+                             "cpu (or auto)",
+                             cudaGetErrorString(e), CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+        else
+            *st = ember_fail(EMBER_ERR_NO_DEVICE, "no CUDA device: %s; use --device cpu (or auto)",
+                             e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+        return NULL;
+    }
+    if (device_index < 0 || device_index >= n) {
+        *st = ember_fail(EMBER_ERR_NO_DEVICE, "no CUDA device cuda:%d: this machine has %d (cuda:0 to cuda:%d)",
+                         device_index, n, n - 1);
+        return NULL;
+    }
+    cuda_backend *cb = calloc(1, sizeof *cb);
+    if (!cb) {
+        *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    cb->cfg = *cfg;
+    cb->device = device_index;
+    const char *sync_env = getenv("EMBER_CUDA_SYNC");
+#ifdef NDEBUG
+    cb->sync_each_op = sync_env && *sync_env && strcmp(sync_env, "0") != 0;
+#else
+    cb->sync_each_op = !(sync_env && strcmp(sync_env, "0") == 0);
+#endif
+    uint8_t *host_slab = NULL;
+    struct cudaDeviceProp prop;
+    if ((e = cudaSetDevice(device_index)) != cudaSuccess ||
+        (e = cudaGetDeviceProperties(&prop, device_index)) != cudaSuccess) {
+        *st = cuda_fail("device setup", -1, e);
+        goto fail;
+    }
+    if (prop.major < 8) {
+        *st = ember_fail(EMBER_ERR_UNSUPPORTED,
+                         "CUDA device %d (%s) has compute capability %d.%d; ember's kernels are built for %s (8.0 or "
+                         "newer); use --device cpu",
+                         device_index, prop.name, prop.major, prop.minor, EMBER_CUDA_ARCHS);
+        goto fail;
+    }
+    if ((e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        *st = cuda_fail("stream creation", -1, e);
+        goto fail;
+    }
+    cublasStatus_t bs = cublasCreate(&cb->blas);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        cb->blas = NULL;
+        *st = ember_fail(EMBER_ERR_BACKEND, "cuBLAS initialisation failed: %s", blas_status_name(bs));
+        goto fail;
+    }
+    if ((*st = device_alloc(&cb->blas_ws, BLAS_WORKSPACE_BYTES, "the cuBLAS workspace", device_index, 0))) goto fail;
+    if ((bs = cublasSetStream(cb->blas, cb->stream)) != CUBLAS_STATUS_SUCCESS ||
+        (bs = cublasSetWorkspace(cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES)) != CUBLAS_STATUS_SUCCESS ||
+        (bs = cublasSetMathMode(cb->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
+        *st = ember_fail(EMBER_ERR_BACKEND, "cuBLAS setup failed: %s", blas_status_name(bs));
+        goto fail;
+    }
+
+    /* The weights: converted on the host, one upload. */
+    if ((*st = cuda_param_layout_init(&cb->lay, cfg, dtype))) goto fail;
+    host_slab = malloc(cb->lay.bytes);
+    if (!host_slab) {
+        *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory staging %.1f MiB of weights",
+                         (double)cb->lay.bytes / (1 << 20));
+        goto fail;
+    }
+    if ((*st = cuda_params_pack(host_slab, &cb->lay, cfg, w))) goto fail;
+    if ((*st = device_alloc((void **)&cb->params, cb->lay.bytes, "the weights", device_index, 0))) goto fail;
+    if ((e = cudaMemcpy(cb->params, host_slab, cb->lay.bytes, cudaMemcpyHostToDevice)) != cudaSuccess) {
+        *st = cuda_fail("weight upload", -1, e);
+        goto fail;
+    }
+    free(host_slab);
+    host_slab = NULL;
+
+    cuda_workspace_layout_init(&cb->ws, cfg, dtype, max_tokens);
+    if ((*st = device_alloc((void **)&cb->acts, cb->ws.bytes, "the activations", device_index, 0)) ||
+        (*st = device_alloc((void **)&cb->h_ints, cuda_batch_ints(max_tokens, max_tokens) * sizeof(int32_t),
+                            "the batch staging buffer", device_index, 1)) ||
+        (*st = device_alloc((void **)&cb->h_out, (size_t)max_tokens * cfg->C * sizeof(float), "the output buffer",
+                            device_index, 1)))
+        goto fail;
+
+    cb->base.forward = cuda_forward;
+    cb->base.destroy = cuda_destroy;
+    cb->base.device = EMBER_DEVICE_CUDA;
+    cb->base.device_index = device_index;
+    cb->base.dtype = dtype;
+    cb->base.max_tokens = max_tokens;
+    snprintf(cb->base.name, sizeof cb->base.name, "%s", prop.name);
+    *st = EMBER_OK;
+    return &cb->base;
+fail:
+    free(host_slab);
+    cuda_destroy(&cb->base);
+    return NULL;
+}
