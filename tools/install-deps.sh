@@ -10,6 +10,8 @@ pkgs=(
   libcriterion-dev      # tests
   zlib1g-dev            # .gz input
   libmicrohttpd-dev     # ember serve
+  python3-venv          # ember serve's tests install the openai client into a venv
+  wrk                   # ember serve's load bench (bench/server/run.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,541 @@
+/*
+ * The routes' request and answer bodies, on the worker threads:
+ * text-embeddings-inference's /embed, /embed_all and /tokenize, and OpenAI's
+ * /v1/embeddings. Requests are read with jansson; answers are written by
+ * hand (strbuf), since they are mostly long lists of floats.
+ *
+ * Inputs, on every embedding route: a string, a list of strings, a list of
+ * token ids (one input) or a list mixing strings and lists of token ids.
+ * Token ids are taken as the model's own, special tokens included — what
+ * /tokenize returns — and are not re-tokenized.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server_internal.h"
+
+typedef struct {
+    const char *text; /* a text of len bytes, or */
+    size_t len;
+    json_t *ids;      /* a list of token ids */
+} raw_input;
+
+static int64_t utf8_chars(const char *s, size_t n) {
+    int64_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static int all_integers(json_t *a) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) if (!json_is_integer(v)) return 0;
+    return 1;
+}
+
+/*
+ * TEI's `inputs` / OpenAI's `input` into n raw inputs (*out, malloc'd).
+ * Returns n, or -1 after answering the request with the error.
+ */
+static int32_t parse_inputs(request *r, json_t *root, const char *field, int allow_ids, raw_input **out) {
+    server *s = r->srv;
+    json_t *v = json_object_get(root, field);
+    const char *shape =
+        allow_ids ? "a string, a list of strings or a list of token ids" : "a string or a list of strings";
+    if (!v) {
+        request_fail(r, FAIL_VALIDATION, "missing field `%s` (%s)", field, shape);
+        return -1;
+    }
+    if (json_is_string(v) || (allow_ids && json_is_array(v) && json_array_size(v) > 0 && all_integers(v))) {
+        raw_input *in = calloc(1, sizeof *in);
+        if (!in) goto oom;
+        if (json_is_string(v)) {
+            in->text = json_string_value(v);
+            in->len = json_string_length(v);
+        } else {
+            in->ids = v;
+        }
+        r->batch = 0;
+        *out = in;
+        return 1;
+    }
+    if (!json_is_array(v)) {
+        request_fail(r, FAIL_VALIDATION, "`%s` must be %s", field, shape);
+        return -1;
+    }
+    size_t n = json_array_size(v);
+    r->batch = 1;
+    if (n == 0) {
+        request_fail(r, FAIL_EMPTY, "`%s` cannot be empty", field);
+        return -1;
+    }
+    if (n > (size_t)s->cfg.max_client_batch_size) {
+        request_fail(r, FAIL_BATCH_SIZE, "batch size %zu > maximum allowed batch size %d", n,
+                     s->cfg.max_client_batch_size);
+        return -1;
+    }
+    raw_input *in = calloc(n, sizeof *in);
+    if (!in) goto oom;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (json_is_string(e)) {
+            in[i].text = json_string_value(e);
+            in[i].len = json_string_length(e);
+        } else if (allow_ids && json_is_array(e)) {
+            in[i].ids = e;
+        } else {
+            free(in);
+            request_fail(r, FAIL_VALIDATION, "`%s[%zu]` must be %s", field, i,
+                         allow_ids ? "a string or a list of token ids" : "a string");
+            return -1;
+        }
+    }
+    *out = in;
+    return (int32_t)n;
+oom:
+    request_fail(r, FAIL_BACKEND, "out of memory reading `%s`", field);
+    return -1;
+}
+
+static int get_bool(request *r, json_t *root, const char *key, int dflt, int *out) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return 1;
+    }
+    if (!json_is_boolean(v)) {
+        request_fail(r, FAIL_VALIDATION, "`%s` must be true or false", key);
+        return 0;
+    }
+    *out = json_is_true(v);
+    return 1;
+}
+
+static int get_dimensions(request *r, json_t *root) {
+    json_t *v = json_object_get(root, "dimensions");
+    r->dimensions = 0;
+    if (!v || json_is_null(v)) return 1;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > r->srv->dim) {
+        request_fail(r, FAIL_VALIDATION, "`dimensions` must be an integer from 1 to %d (the model's dimension)",
+                     r->srv->dim);
+        return 0;
+    }
+    r->dimensions = json_integer_value(v) == r->srv->dim ? 0 : (int32_t)json_integer_value(v);
+    return 1;
+}
+
+/* Options of TEI's embedding routes. */
+static int parse_tei_options(request *r, json_t *root) {
+    server *s = r->srv;
+    if (!get_bool(r, root, "truncate", s->cfg.auto_truncate, &r->truncate)) return 0;
+    json_t *dir = json_object_get(root, "truncation_direction");
+    r->truncate_left = 0;
+    if (dir && !json_is_null(dir)) {
+        /* TEI's enum reads "Left"/"Right"; its documentation says left/right */
+        if (json_is_string(dir) && strcasecmp(json_string_value(dir), "left") == 0) r->truncate_left = 1;
+        else if (!json_is_string(dir) || strcasecmp(json_string_value(dir), "right") != 0) {
+            request_fail(r, FAIL_VALIDATION, "`truncation_direction` must be \"right\" or \"left\"");
+            return 0;
+        }
+    }
+    json_t *prompt = json_object_get(root, "prompt_name");
+    if (prompt && !json_is_null(prompt)) {
+        request_fail(r, FAIL_VALIDATION, "`prompt_name` is not supported: ember applies no prompts");
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_openai_options(request *r, json_t *root) {
+    json_t *model = json_object_get(root, "model");
+    if (model && !json_is_null(model) && !json_is_string(model)) {
+        request_fail(r, FAIL_VALIDATION, "`model` must be a string");
+        return 0;
+    }
+    json_t *fmt = json_object_get(root, "encoding_format");
+    r->base64 = 0;
+    if (fmt && !json_is_null(fmt)) {
+        if (json_is_string(fmt) && strcmp(json_string_value(fmt), "base64") == 0) r->base64 = 1;
+        else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "float") != 0) {
+            request_fail(r, FAIL_VALIDATION, "`encoding_format` must be \"float\" or \"base64\"");
+            return 0;
+        }
+    }
+    r->truncate = r->srv->cfg.auto_truncate;
+    r->truncate_left = 0;
+    r->normalize = 1;
+    return get_dimensions(r, root);
+}
+
+/* Room for `need` token ids in r->ids / r->type_ids. */
+static int ids_room(request *r, int64_t need, int64_t *cap) {
+    if (need <= *cap) return 1;
+    int64_t c = *cap ? *cap : 256;
+    while (c < need) c *= 2;
+    int32_t *a = realloc(r->ids, (size_t)c * sizeof *a);
+    if (a) r->ids = a;
+    int32_t *b = realloc(r->type_ids, (size_t)c * sizeof *b);
+    if (b) r->type_ids = b;
+    if (!a || !b) return 0;
+    *cap = c;
+    return 1;
+}
+
+/* Tokenize the inputs of an embedding route into r->ids (or answer with the
+ * error and return 0). */
+static int tokenize_inputs(request *r, const raw_input *in, const char *field) {
+    server *s = r->srv;
+    const int32_t max = s->max_input_length, V = s->info.vocab_size;
+    r->off = calloc((size_t)r->n + 1, sizeof *r->off);
+    ember_token *tok = malloc((size_t)max * sizeof *tok);
+    int64_t cap = 0;
+    if (!r->off || !tok) goto oom;
+    ember_tokenize_params tp = ember_tokenize_default_params();
+    tp.truncate = 1; /* over-long inputs are cut, counted, and refused below unless truncation is on */
+    tp.truncate_left = r->truncate_left;
+    for (int32_t i = 0; i < r->n; i++) {
+        int64_t at = r->off[i];
+        int32_t cnt = 0;
+        if (in[i].text) {
+            if (in[i].len == 0) {
+                free(tok);
+                request_fail(r, FAIL_VALIDATION, "`%s` cannot be empty%s", field,
+                             r->batch ? " (an empty string in the list)" : "");
+                return 0;
+            }
+            ember_text_stats st;
+            if (ember_tokenize(s->model, in[i].text, (ptrdiff_t)in[i].len, NULL, 0, &tp, tok, max, &cnt, &st) !=
+                EMBER_OK) {
+                free(tok);
+                request_fail(r, FAIL_TOKENIZER, "input %d: %s", i, ember_last_error());
+                return 0;
+            }
+            if (st.truncated && !r->truncate) {
+                free(tok);
+                request_fail(r, FAIL_VALIDATION,
+                             "`%s` must have less than %d tokens. Given: %d (input %d; set `truncate`)", field, max,
+                             st.n_tokens_untruncated, i);
+                return 0;
+            }
+            if (!ids_room(r, at + cnt, &cap)) goto oom;
+            for (int32_t k = 0; k < cnt; k++) {
+                r->ids[at + k] = tok[k].id;
+                r->type_ids[at + k] = tok[k].type_id;
+            }
+            r->n_chars += utf8_chars(in[i].text, in[i].len);
+        } else {
+            size_t k = json_array_size(in[i].ids);
+            if (k == 0) {
+                free(tok);
+                request_fail(r, FAIL_VALIDATION, "`%s` cannot be empty (an empty list of token ids)", field);
+                return 0;
+            }
+            if (k > (size_t)max && !r->truncate) {
+                free(tok);
+                request_fail(r, FAIL_VALIDATION,
+                             "`%s` must have less than %d tokens. Given: %zu (input %d; set `truncate`)", field, max,
+                             k, i);
+                return 0;
+            }
+            cnt = k > (size_t)max ? max : (int32_t)k;
+            size_t skip = r->truncate_left ? k - (size_t)cnt : 0;
+            if (!ids_room(r, at + cnt, &cap)) goto oom;
+            for (int32_t j = 0; j < cnt; j++) {
+                json_t *v = json_array_get(in[i].ids, skip + (size_t)j);
+                json_int_t id = json_is_integer(v) ? json_integer_value(v) : -1;
+                if (!json_is_integer(v) || id < 0 || id >= V) {
+                    free(tok);
+                    if (json_is_integer(v))
+                        request_fail(r, FAIL_VALIDATION,
+                                     "token id %lld (input %d, position %zu) is outside the vocabulary [0, %d)",
+                                     (long long)id, i, skip + (size_t)j, V);
+                    else
+                        request_fail(r, FAIL_VALIDATION, "input %d, position %zu: a token id must be an integer", i,
+                                     skip + (size_t)j);
+                    return 0;
+                }
+                r->ids[at + j] = (int32_t)id;
+                r->type_ids[at + j] = 0;
+            }
+            r->n_chars += (int64_t)k;
+        }
+        r->off[i + 1] = at + cnt;
+        metrics_observe(HIST_INPUT_LENGTH, (double)cnt);
+    }
+    free(tok);
+    r->n_tokens = r->off[r->n];
+    return 1;
+oom:
+    free(tok);
+    request_fail(r, FAIL_BACKEND, "out of memory tokenizing %d inputs", r->n);
+    return 0;
+}
+
+/* POST /tokenize, answered here: TEI's [[{id, text, special, start, stop}]],
+ * with character offsets into the input, and no truncation. */
+static void tokenize_route(request *r, const raw_input *in) {
+    server *s = r->srv;
+    ember_tokenize_params tp = ember_tokenize_default_params();
+    tp.truncate = 0;
+    tp.add_special_tokens = r->add_special;
+    int32_t cap = s->max_input_length;
+    ember_token *tok = malloc((size_t)cap * sizeof *tok);
+    int32_t *chars = NULL; /* chars[b]: characters before byte b */
+    strbuf b;
+    sb_init(&b, 1024);
+    if (!tok) goto oom;
+    sb_putc(&b, '[');
+    for (int32_t i = 0; i < r->n; i++) {
+        if (in[i].len == 0) {
+            free(tok);
+            free(chars);
+            sb_free(&b);
+            request_fail(r, FAIL_VALIDATION, "`inputs` cannot be empty%s",
+                         r->batch ? " (an empty string in the list)" : "");
+            return;
+        }
+        int32_t n;
+        ember_status st;
+        while ((st = ember_tokenize(s->model, in[i].text, (ptrdiff_t)in[i].len, NULL, 0, &tp, tok, cap, &n, NULL)) ==
+               EMBER_ERR_BUFFER_TOO_SMALL) {
+            ember_token *t = realloc(tok, (size_t)n * sizeof *t);
+            if (!t) goto oom;
+            tok = t;
+            cap = n;
+        }
+        if (st != EMBER_OK) {
+            free(tok);
+            free(chars);
+            sb_free(&b);
+            request_fail(r, FAIL_TOKENIZER, "input %d: %s", i, ember_last_error());
+            return;
+        }
+        int32_t *c = realloc(chars, (in[i].len + 1) * sizeof *c);
+        if (!c) goto oom;
+        chars = c;
+        int32_t k = 0;
+        for (size_t p = 0; p <= in[i].len; p++) {
+            chars[p] = k;
+            if (p < in[i].len && ((unsigned char)in[i].text[p] & 0xC0) != 0x80) k++;
+        }
+        if (i) sb_putc(&b, ',');
+        sb_putc(&b, '[');
+        for (int32_t j = 0; j < n; j++) {
+            const ember_token *t = &tok[j];
+            if (j) sb_putc(&b, ',');
+            sb_puts(&b, "{\"id\":");
+            sb_int(&b, t->id);
+            sb_puts(&b, ",\"text\":");
+            if (t->special) {
+                const char *txt = ember_token_text(s->model, t->id);
+                sb_json_string(&b, txt ? txt : "", txt ? strlen(txt) : 0);
+                sb_puts(&b, ",\"special\":true,\"start\":null,\"stop\":null}");
+            } else {
+                sb_json_string(&b, in[i].text + t->start, (size_t)(t->end - t->start));
+                sb_puts(&b, ",\"special\":false,\"start\":");
+                sb_int(&b, chars[t->start]);
+                sb_puts(&b, ",\"stop\":");
+                sb_int(&b, chars[t->end]);
+                sb_putc(&b, '}');
+            }
+        }
+        sb_putc(&b, ']');
+    }
+    sb_putc(&b, ']');
+    free(tok);
+    free(chars);
+    size_t len = 0;
+    char *body = sb_take(&b, &len);
+    if (!body) {
+        request_fail(r, FAIL_BACKEND, "out of memory writing the tokens");
+        return;
+    }
+    request_reply(r, 200, body, len, "application/json");
+    return;
+oom:
+    free(tok);
+    free(chars);
+    sb_free(&b);
+    request_fail(r, FAIL_BACKEND, "out of memory tokenizing");
+}
+
+void api_parse(request *r) {
+    server *s = r->srv;
+    json_error_t jerr;
+    json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_ALLOW_NUL, &jerr);
+    free(r->body);
+    r->body = NULL;
+    raw_input *in = NULL;
+    if (!root) {
+        request_fail(r, FAIL_VALIDATION, "failed to parse the request body as JSON: %s (line %d, column %d)", jerr.text,
+                     jerr.line, jerr.column);
+        return;
+    }
+    if (!json_is_object(root)) {
+        request_fail(r, FAIL_VALIDATION, "the request body must be a JSON object");
+        goto done;
+    }
+    const char *field = r->route == ROUTE_OPENAI ? "input" : "inputs";
+    double t0 = now_s();
+    int32_t n = parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE, &in);
+    if (n < 0) goto done;
+    r->n = n;
+    if (r->route == ROUTE_TOKENIZE) {
+        if (!get_bool(r, root, "add_special_tokens", 1, &r->add_special)) goto done;
+        json_t *prompt = json_object_get(root, "prompt_name");
+        if (prompt && !json_is_null(prompt)) {
+            request_fail(r, FAIL_VALIDATION, "`prompt_name` is not supported: ember applies no prompts");
+            goto done;
+        }
+        tokenize_route(r, in);
+        goto done;
+    }
+    metrics_request(r->batch);
+    switch (r->route) {
+    case ROUTE_EMBED:
+        if (!parse_tei_options(r, root) || !get_bool(r, root, "normalize", 1, &r->normalize) ||
+            !get_dimensions(r, root))
+            goto done;
+        r->out = r->normalize && !r->dimensions ? OUT_POOLED_NORM : OUT_POOLED_RAW;
+        break;
+    case ROUTE_EMBED_ALL:
+        if (!parse_tei_options(r, root)) goto done;
+        r->out = OUT_HIDDEN;
+        break;
+    default: /* ROUTE_OPENAI */
+        if (!parse_openai_options(r, root)) goto done;
+        r->out = r->dimensions ? OUT_POOLED_RAW : OUT_POOLED_NORM;
+        break;
+    }
+    if (!tokenize_inputs(r, in, field)) goto done;
+    r->tok_seconds = now_s() - t0;
+    size_t D = (size_t)s->dim;
+    if (r->out == OUT_HIDDEN) r->hidden = malloc((size_t)r->n_tokens * D * sizeof(float));
+    else r->pooled = malloc((size_t)r->n * D * sizeof(float));
+    if (!r->hidden && !r->pooled) {
+        request_fail(r, FAIL_BACKEND, "out of memory for the results of %d inputs", r->n);
+        goto done;
+    }
+    batcher_submit(s, r); /* the model thread owns r now */
+done:
+    free(in);
+    json_decref(root);
+}
+
+/* Pooled vector i as answered: cut to `dimensions` and normalised again
+ * when asked (into tmp). */
+static const float *answer_vector(const request *r, int32_t i, int normalize, float *tmp, int32_t *d) {
+    const int32_t D = r->srv->dim;
+    const float *v = r->pooled + (size_t)i * D;
+    *d = r->dimensions ? r->dimensions : D;
+    if (!r->dimensions || !normalize) return v;
+    double ss = 0;
+    for (int32_t k = 0; k < *d; k++) ss += (double)v[k] * v[k];
+    double norm = sqrt(ss);
+    if (norm < 1e-12) norm = 1e-12; /* torch.nn.functional.normalize's eps */
+    for (int32_t k = 0; k < *d; k++) tmp[k] = (float)(v[k] / norm);
+    return tmp;
+}
+
+void api_respond(request *r) {
+    server *s = r->srv;
+    int gone = atomic_load(&r->gone);
+    if (gone) {
+        if (gone == 2) request_fail(r, FAIL_UNHEALTHY, "the server is shutting down");
+        else request_fail(r, FAIL_DISCONNECTED, "the client disconnected");
+        return;
+    }
+    if (atomic_load(&r->failed)) {
+        request_fail(r, FAIL_BACKEND, "%s", r->fail_msg);
+        return;
+    }
+    metrics_observe(HIST_REQUEST_DURATION, now_s() - r->t_start);
+    metrics_observe(HIST_TOKENIZATION_DURATION, r->tok_seconds);
+    metrics_observe(HIST_QUEUE_DURATION, r->t_first_batch - r->t_queued);
+    metrics_observe(HIST_INFERENCE_DURATION, r->t_last_batch - r->t_first_batch);
+    const int32_t D = s->dim;
+    strbuf b;
+    float *tmp = malloc((size_t)D * sizeof *tmp);
+    if (r->route == ROUTE_EMBED_ALL) sb_init(&b, (size_t)r->n_tokens * (size_t)D * 12 + 64);
+    else sb_init(&b, (size_t)r->n * ((size_t)D * (r->base64 ? 6 : 12) + 64) + 256);
+    if (!tmp) b.oom = 1;
+    if (r->route == ROUTE_EMBED) {
+        sb_putc(&b, '[');
+        for (int32_t i = 0; i < r->n && !b.oom; i++) {
+            int32_t d;
+            const float *v = answer_vector(r, i, r->normalize, tmp, &d);
+            if (i) sb_putc(&b, ',');
+            sb_float_array(&b, v, (size_t)d);
+        }
+        sb_putc(&b, ']');
+    } else if (r->route == ROUTE_EMBED_ALL) {
+        sb_putc(&b, '[');
+        for (int32_t i = 0; i < r->n && !b.oom; i++) {
+            if (i) sb_putc(&b, ',');
+            sb_putc(&b, '[');
+            for (int64_t t = r->off[i]; t < r->off[i + 1]; t++) {
+                if (t > r->off[i]) sb_putc(&b, ',');
+                sb_float_array(&b, r->hidden + t * D, (size_t)D);
+            }
+            sb_putc(&b, ']');
+        }
+        sb_putc(&b, ']');
+    } else { /* ROUTE_OPENAI */
+        sb_puts(&b, "{\"object\":\"list\",\"data\":[");
+        for (int32_t i = 0; i < r->n && !b.oom; i++) {
+            int32_t d;
+            const float *v = answer_vector(r, i, 1, tmp, &d);
+            sb_printf(&b, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":", i ? "," : "", i);
+            if (r->base64) sb_base64_f32(&b, v, (size_t)d);
+            else sb_float_array(&b, v, (size_t)d);
+            sb_putc(&b, '}');
+        }
+        sb_puts(&b, "],\"model\":");
+        sb_json_string(&b, s->cfg.served_model_name, strlen(s->cfg.served_model_name));
+        sb_printf(&b, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}", (long long)r->n_tokens,
+                  (long long)r->n_tokens);
+    }
+    free(tmp);
+    size_t len = 0;
+    char *body = sb_take(&b, &len);
+    if (!body) {
+        request_fail(r, FAIL_BACKEND, "out of memory writing the answer");
+        return;
+    }
+    metrics_success(r->batch);
+    request_reply(r, 200, body, len, "application/json");
+}
+
+static const char *dtype_name(ember_dtype t) {
+    return t == EMBER_DTYPE_FP16 ? "float16" : t == EMBER_DTYPE_BF16 ? "bfloat16" : "float32";
+}
+
+static const char *pooling_name(ember_pooling p) {
+    switch (p) {
+    case EMBER_POOLING_CLS: return "cls";
+    case EMBER_POOLING_MAX: return "max";
+    case EMBER_POOLING_MEAN_SQRT_LEN: return "mean_sqrt_len";
+    default: return "mean";
+    }
+}
+
+/* GET /info: TEI's Info, plus the device and the embedding size. */
+char *api_info(const server *s, size_t *len) {
+    json_t *o = json_pack("{s:s, s:n, s:s, s:{s:{s:s}}, s:i, s:i, s:i, s:o, s:i, s:b, s:i, s:s, s:n, s:n, s:s, s:i}",
+                          "model_id", s->cfg.served_model_name, "model_sha", "model_dtype", dtype_name(s->info.dtype),
+                          "model_type", "embedding", "pooling", pooling_name(s->info.pooling),
+                          "max_concurrent_requests", s->cfg.max_concurrent_requests, "max_input_length",
+                          s->max_input_length, "max_batch_tokens", s->cfg.max_batch_tokens, "max_batch_requests",
+                          s->cfg.max_batch_requests > 0 ? json_integer(s->cfg.max_batch_requests) : json_null(),
+                          "max_client_batch_size", s->cfg.max_client_batch_size, "auto_truncate",
+                          s->cfg.auto_truncate, "tokenization_workers", s->cfg.tokenization_workers, "version",
+                          EMBER_VERSION, "sha", "docker_label", "device", s->info.device_name, "embedding_dim", s->dim);
+    if (!o) return NULL;
+    char *t = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (t) *len = strlen(t);
+    return t;
+}
