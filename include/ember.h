@@ -109,6 +109,7 @@ typedef struct {
     int32_t intermediate_size;
     int32_t vocab_size;
     int32_t max_length;       /* tokens per text, [CLS] and [SEP] included */
+    int32_t max_batch_tokens; /* tokens per forward pass (the workspace's size) */
     ember_pooling pooling;    /* the model's default pooling */
     int32_t normalize;        /* 1 when the model L2-normalises by default */
     int32_t lowercase;        /* the tokenizer lowercases */

@@ -158,6 +158,7 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->intermediate_size = c->FF;
     info->vocab_size = c->V;
     info->max_length = m->max_length;
+    info->max_batch_tokens = m->max_tokens;
     info->pooling = m->files.pooling;
     info->normalize = m->files.normalize;
     info->lowercase = m->tok.lowercase;

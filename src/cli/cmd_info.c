@@ -34,7 +34,7 @@ int cmd_info(int argc, char **argv) {
     printf("architecture   %s: %d layers, hidden %d, %d heads, intermediate %d\n", i.architecture, i.n_layers, i.dim,
            i.n_heads, i.intermediate_size);
     printf("vocabulary     %d tokens, %s\n", i.vocab_size, i.lowercase ? "uncased (lowercased)" : "cased");
-    printf("max length     %d tokens\n", i.max_length);
+    printf("max length     %d tokens (batches of up to %d tokens)\n", i.max_length, i.max_batch_tokens);
     printf("output         %d-dim, %s pooling%s\n", i.dim, pool[i.pooling], i.normalize ? ", L2-normalised" : "");
     printf("device         %s, %s\n", i.device_name, dtype[i.dtype]);
     printf("cuda devices   %d%s\n", ember_cuda_device_count() < 0 ? 0 : ember_cuda_device_count(),

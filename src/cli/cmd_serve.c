@@ -132,13 +132,6 @@ int cmd_serve(int argc, char **argv) {
             die_usage("serve", "--max-input-length and --max-length differ (they are the same option)");
         mo.params.max_length = max_input_length;
     }
-    /* The batch budget is the model's workspace: fix it here so the library
-     * never splits a batch the server made. */
-    if (!mo.params.max_batch_tokens) {
-        int gpu = mo.params.device == EMBER_DEVICE_CUDA ||
-                  (mo.params.device == EMBER_DEVICE_AUTO && ember_cuda_device_count() > 0);
-        mo.params.max_batch_tokens = gpu ? 32768 : 4096; /* the library's defaults */
-    }
     if (!cfg.tokenization_workers) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.tokenization_workers = n > 0 ? (int32_t)n : 1;
@@ -147,14 +140,16 @@ int cmd_serve(int argc, char **argv) {
     if (!m) return 1;
     ember_model_info info;
     ember_model_get_info(m, &info);
-    if (mo.params.max_batch_tokens < info.max_length) {
+    if (mo.params.max_batch_tokens && mo.params.max_batch_tokens < info.max_length) {
         fprintf(stderr, "ember serve: error: --max-batch-tokens %d is less than the longest input, %d tokens "
                         "(lower --max-input-length or raise --max-batch-tokens)\n",
                 mo.params.max_batch_tokens, info.max_length);
         ember_model_free(m);
         return 2;
     }
-    cfg.max_batch_tokens = mo.params.max_batch_tokens;
+    /* The batch budget is the model's workspace, so the library never
+     * splits a batch the server made. */
+    cfg.max_batch_tokens = info.max_batch_tokens;
     if (!cfg.served_model_name) cfg.served_model_name = info.name;
     int rc = server_run(m, &cfg);
     ember_model_free(m);
