@@ -18,19 +18,23 @@
 #
 # run, on the GPU machine (x86-64, CUDA 13, torch, transformers and
 # sentence-transformers, no network):
-#   1. the card, the driver, which bundled libraries the machine lacked;
-#   2. every cuda test (and the cpu-labelled host test of the backend);
-#   3. compute-sanitizer memcheck and racecheck over end-to-end runs;
-#   4. ember against PyTorch on the same weights: randomly initialised BERTs
-#      of the bert-base and MiniLM-L6 shapes (fixed seed) and the real
-#      all-MiniLM-L6-v2;
-#   5. tokens/s and texts/s of ember and of sentence-transformers fp16 on the
+#   1. the card, the driver, which bundled libraries the machine lacked
+#      (meanwhile, on the CPU: random BERTs of the bert-base and MiniLM-L6
+#      shapes, fixed seed, and the benchmark inputs);
+#   2. every cuda test (and the cpu-labelled host test of the backend), with
+#      EMBER_CUDA_SYNC=1 so that a fault names its op; a skip is a failure;
+#   3. ember against PyTorch on the same weights: the random BERTs and the
+#      real all-MiniLM-L6-v2;
+#   4. tokens/s and texts/s of ember and of sentence-transformers fp16 on the
 #      same inputs, several batch sizes and lengths; the floors of issue 3;
+#   5. compute-sanitizer memcheck and racecheck over end-to-end runs (before
+#      3 and 4 when a test failed);
 #   6. bench/kernels: each kernel's versions validated, then timed.
 # Everything goes to $OUT/device-check.log; $OUT/results.md holds the tables
-# for bench/RESULTS.md (with the card's name); $OUT/results.jsonl the raw
-# numbers. Steps run in that order under one time budget (DEVCHECK_BUDGET
-# seconds, default 420); a step that no longer fits is skipped and reported.
+# for bench/RESULTS.md (with the card's name; written after step 4 and again
+# at the end); $OUT/results.jsonl the raw numbers. Steps run in that order
+# under one time budget (DEVCHECK_BUDGET seconds, default 420, well inside
+# the call's 480); a step that no longer fits is skipped and reported.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 here=$root/tools/device-check
@@ -133,7 +137,11 @@ step() {
 run() {
     local out=${OUT:-$build/out}
     mkdir -p "$out"
+    # Everything to the log too; the tee is waited for at the end, so that the
+    # log under $OUT is complete when the device tool collects it.
+    exec 3>&1 4>&2
     exec > >(tee -a "$out/device-check.log") 2>&1
+    local tee_pid=$!
     export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=true
     local work=${DEVCHECK_WORK:-/tmp/ember-devcheck}
     rm -rf "$work"
@@ -145,7 +153,18 @@ run() {
     tar -C "$work" -xJf "$build/bundle.tar.xz"
     local bundle=$work/bundle bin=$work/bundle/bin
     echo "=== ember device check, $(date -u +%Y-%m-%dT%H:%MZ)"
-    cat "$bundle/MANIFEST" | head -3
+    head -3 "$bundle/MANIFEST"
+
+    local minilm=$bundle/models/all-MiniLM-L6-v2 tiny=$bundle/models/tiny-bert vocab=$bundle/data/vocab-uncased.txt
+    local models=$work/models texts=$work/texts
+    # The random models and the benchmark inputs are made on the CPU while
+    # the tests run (the first steps that need them wait for them); 4 threads,
+    # so that the tests' CPU references keep most of the cores.
+    OMP_NUM_THREADS=4 timeout -k 5 150 python3 "$here/make_models.py" "$models" "$vocab" >"$work/make_models.log" 2>&1 &
+    local models_pid=$!
+    timeout -k 5 60 python3 "$here/gen_texts.py" "$vocab" "$bundle/data/stsb-en-test.csv" "$texts" \
+        >"$work/gen_texts.log" 2>&1 &
+    local texts_pid=$!
 
     echo
     echo "=== the card"
@@ -187,8 +206,6 @@ run() {
     still=$(ldd "$bin"/* | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
     [ -z "$still" ] || echo "STILL MISSING: $still"
 
-    local minilm=$bundle/models/all-MiniLM-L6-v2 tiny=$bundle/models/tiny-bert vocab=$bundle/data/vocab-uncased.txt
-    local models=$work/models
     if [ ! -d "$minilm" ]; then
         echo "no all-MiniLM-L6-v2 in the bundle: using the random MiniLM-shaped model instead"
         minilm=$models/minilm-l6-random
@@ -200,81 +217,124 @@ run() {
     grep -E "attention|<__half, [23]>|bias_act_kernel<__half, 0>|pool_kernel<__half>" "$bundle/ptxas.txt" |
         grep -v "sm_8" | cut -c1-150
 
-    # 2. tests (the random models first when the MiniLM tests need one)
-    [ -d "$bundle/models/all-MiniLM-L6-v2" ] || step "random models" 90 python3 "$here/make_models.py" "$models" "$vocab"
-    step "test_cuda_host (cpu label)" 60 bash "$0" _test "$bin/test_cuda_host"
-    step "test_cuda_kernels" 200 bash "$0" _test "$bin/test_cuda_kernels"
-    step "test_cuda_model" 200 bash "$0" _test "$bin/test_cuda_model"
+    # Token ids for the sanitizer runs. With --max-batch-tokens 64 (tiny) and
+    # 256 (MiniLM), the forwards see batches whose longest sequence is <= 16,
+    # <= 32 and > 32 tokens: every attention tile width (1, 2, 4 warps).
+    printf '2 50 60 3\n2\n%s\n%s\n%s\n' "$(seq -s ' ' 100 162)" "$(seq -s ' ' 200 219)" "$(seq -s ' ' 300 309)" \
+        >"$work/ids-tiny.txt" # tiny: 600 ids, 64 positions: batches [4 1] [63] [20 10]
+    printf '101 7592 2088 102\n101\n%s\n%s\n%s\n' "$(seq -s ' ' 3000 3019)" "$(seq -s ' ' 1000 1255)" \
+        "$(seq -s ' ' 2000 2070)" >"$work/ids-minilm.txt" # batches [4 1 20] [256] [71]
+    local results=$out/results.jsonl
+    touch "$results"
 
-    # 3. compute-sanitizer over end-to-end runs
-    local san
-    san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    printf '2 50 60 3\n2\n%s\n' "$(seq -s ' ' 100 162)" >"$work/ids-tiny.txt" # tiny: 600 ids, 64 positions
-    printf '101 7592 2088 102\n101\n%s\n%s\n' "$(seq -s ' ' 1000 1255)" "$(seq -s ' ' 2000 2070)" >"$work/ids-minilm.txt"
-    local dt
-    for dt in fp16 bf16 fp32; do
-        step "compute-sanitizer memcheck, tiny $dt" 60 "$san" --tool memcheck --error-exitcode 3 --leak-check no \
-            "$bin/ember-devcheck" embed "$tiny" --ids "$work/ids-tiny.txt" --out "$work/san.bin" --dtype $dt
-    done
-    step "compute-sanitizer memcheck, MiniLM fp16" 90 "$san" --tool memcheck --error-exitcode 3 \
-        "$bin/ember-devcheck" embed "$minilm" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype fp16
-    step "compute-sanitizer memcheck, MiniLM fp32 (scalar attention)" 90 "$san" --tool memcheck --error-exitcode 3 \
-        "$bin/ember-devcheck" embed "$minilm" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype fp32
-    step "compute-sanitizer racecheck, MiniLM fp16" 90 "$san" --tool racecheck --error-exitcode 3 \
-        "$bin/ember-devcheck" embed "$minilm" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype fp16
+    # 2. tests; EMBER_CUDA_SYNC=1 so that a fault names the op that made it
+    if [ ! -d "$bundle/models/all-MiniLM-L6-v2" ]; then
+        echo "waiting for the random models (the MiniLM tests use one)"
+        wait "$models_pid"
+    fi
+    step "test_cuda_host (cpu label)" 45 env EMBER_CUDA_SYNC=1 bash "$0" _test "$bin/test_cuda_host"
+    step "test_cuda_kernels" 120 env EMBER_CUDA_SYNC=1 bash "$0" _test "$bin/test_cuda_kernels"
+    step "test_cuda_model" 120 env EMBER_CUDA_SYNC=1 bash "$0" _test "$bin/test_cuda_model"
+
+    # 3. compute-sanitizer (right away when a test failed: then where it
+    # breaks matters more than how fast it runs; else after the numbers)
+    local sanitized=0
+    if [ "$failures" -gt 0 ]; then
+        sanitize
+        sanitized=1
+    fi
 
     # 4. ember against PyTorch on the same weights
-    local results=$out/results.jsonl
-    step "random models" 90 python3 "$here/make_models.py" "$models" "$vocab"
-    step "ember vs PyTorch" 150 python3 "$here/torch_compare.py" "$bin/ember-devcheck" "$results" \
+    wait "$models_pid" 2>/dev/null
+    echo
+    echo "=== random models:"
+    grep -E "^make_models:|Error" "$work/make_models.log" || tail -5 "$work/make_models.log"
+    step "ember vs PyTorch" 120 python3 "$here/torch_compare.py" "$bin/ember-devcheck" "$results" \
         "$models/bert-base-random" "$minilm" "$models/minilm-l6-random"
 
     # 5. throughput, ember and sentence-transformers fp16, same inputs
-    local texts=$work/texts
-    step "benchmark inputs" 30 python3 "$here/gen_texts.py" "$vocab" "$bundle/data/stsb-en-test.csv" "$texts"
+    wait "$texts_pid" 2>/dev/null
+    echo "=== benchmark inputs: $(tail -1 "$work/gen_texts.log")"
     local minilm_inputs=$texts/stsb.txt,$texts/len32.txt,$texts/len128.txt,$texts/len512.txt
     local bert_inputs=$texts/len32.txt,$texts/len128.txt,$texts/len512.txt
     step "ember: bert-base shape, 128-token sequences (model only)" 40 bash -o pipefail -c \
         "'$bin/ember-devcheck' bench-ids '$models/bert-base-random' --dtype fp16 --len 128 --count 4096 --seconds 2 | tee -a '$results'"
-    step "ember: MiniLM texts" 60 bash -o pipefail -c \
+    step "ember: MiniLM texts" 50 bash -o pipefail -c \
         "'$bin/ember-devcheck' bench '$minilm' --dtype fp16 --texts '$minilm_inputs' --batches 32,128,512 --seconds 0.5 | tee -a '$results'"
-    step "ember: MiniLM STS-B, 4 threads" 30 bash -o pipefail -c \
+    step "ember: MiniLM STS-B, 4 threads" 25 bash -o pipefail -c \
         "'$bin/ember-devcheck' bench '$minilm' --dtype fp16 --texts '$texts/stsb.txt' --batches 32,128,512 --threads 4 --seconds 0.5 | tee -a '$results'"
-    step "sentence-transformers fp16: MiniLM" 90 bash -o pipefail -c \
+    step "sentence-transformers fp16: MiniLM" 75 bash -o pipefail -c \
         "python3 '$here/st_bench.py' '$minilm' '$minilm_inputs' 32,128,512 0.5 | tee -a '$results'"
-    step "ember: bert-base texts" 50 bash -o pipefail -c \
+    step "ember: bert-base texts" 45 bash -o pipefail -c \
         "'$bin/ember-devcheck' bench '$models/bert-base-random' --dtype fp16 --texts '$bert_inputs' --batches 32,128,512 --seconds 0.5 | tee -a '$results'"
-    step "sentence-transformers fp16: bert-base" 80 bash -o pipefail -c \
+    step "sentence-transformers fp16: bert-base" 70 bash -o pipefail -c \
         "python3 '$here/st_bench.py' '$models/bert-base-random' '$bert_inputs' 32,128,512 0.5 | tee -a '$results'"
-    step "ember: bert-base shape, 512-token sequences (model only)" 30 bash -o pipefail -c \
+    step "ember: bert-base shape, 512-token sequences (model only)" 25 bash -o pipefail -c \
         "'$bin/ember-devcheck' bench-ids '$models/bert-base-random' --dtype fp16 --len 512 --count 512 --seconds 1 | tee -a '$results'"
+    # the table now, in case what follows runs out of time
+    python3 "$here/report.py" "$results" "$card" >"$out/results.md" 2>&1
+
+    [ "$sanitized" -eq 1 ] || sanitize
 
     # 6. each kernel's versions, validated then timed
     local b
     for b in attention layernorm activation pool; do
-        step "bench/kernels: bench_$b" 60 "$bin/bench_$b"
+        step "bench/kernels: bench_$b" 45 "$bin/bench_$b"
     done
 
     echo
     echo "=== results (for bench/RESULTS.md)"
-    python3 "$here/report.py" "$results" "$card" >"$out/results.md" 2>&1 && cat "$out/results.md"
+    python3 "$here/report.py" "$results" "$card" >"$out/results.md" 2>&1
+    cat "$out/results.md"
     echo
     echo "=== summary: $card, $((SECONDS - start))s of a ${budget}s budget"
     printf '  %s\n' "${summary[@]}"
     echo "  libraries taken from the bundle: $(ls "$bundle/lib-used" | tr '\n' ' ')"
-    [ "$failures" -eq 0 ] && echo "device check: every step passed" || echo "device check: $failures step(s) failed"
-    [ "$failures" -eq 0 ]
+    local rc=0
+    [ "$failures" -eq 0 ] && echo "device check: every step passed" || { echo "device check: $failures step(s) failed"; rc=1; }
+    exec 1>&3 2>&4 3>&- 4>&-
+    wait "$tee_pid" 2>/dev/null
+    return "$rc"
 }
 
-# A test binary that must run, not skip: on the GPU machine a "no CUDA
-# device" skip is a failure.
+# compute-sanitizer over end-to-end runs: every kernel, both attention
+# kernels (fp16/bf16 on tensor cores, fp32 scalar), head sizes 32 and 64,
+# every tile width. Uses run()'s variables.
+sanitize() {
+    local san
+    san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    local -x EMBER_CUDA_SYNC=1 # a fault is reported against the op that made it
+    local -a mem=("$san" --tool memcheck --error-exitcode 3 --leak-check no)
+    local -a dc=("$bin/ember-devcheck" embed)
+    step "compute-sanitizer memcheck, MiniLM fp16" 60 "${mem[@]}" \
+        "${dc[@]}" "$minilm" --ids "$work/ids-minilm.txt" --max-batch-tokens 256 --out "$work/san.bin" --dtype fp16
+    step "compute-sanitizer memcheck, MiniLM fp32 (scalar attention)" 60 "${mem[@]}" \
+        "${dc[@]}" "$minilm" --ids "$work/ids-minilm.txt" --max-batch-tokens 256 --out "$work/san.bin" --dtype fp32
+    step "compute-sanitizer racecheck, MiniLM fp16" 90 "$san" --tool racecheck --error-exitcode 3 \
+        "${dc[@]}" "$minilm" --ids "$work/ids-minilm.txt" --max-batch-tokens 256 --out "$work/san.bin" --dtype fp16
+    local dt
+    for dt in bf16 fp16 fp32; do
+        step "compute-sanitizer memcheck, tiny $dt" 30 "${mem[@]}" \
+            "${dc[@]}" "$tiny" --ids "$work/ids-tiny.txt" --max-batch-tokens 64 --out "$work/san.bin" --dtype $dt
+    done
+    wait "$models_pid" 2>/dev/null # run()'s: a model still being written is no model
+    if [ -f "$models/bert-base-random/model.safetensors" ]; then # head size 64
+        step "compute-sanitizer memcheck, bert-base shape fp16" 60 "${mem[@]}" \
+            "${dc[@]}" "$models/bert-base-random" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype fp16
+        step "compute-sanitizer racecheck, bert-base shape bf16" 90 "$san" --tool racecheck --error-exitcode 3 \
+            "${dc[@]}" "$models/bert-base-random" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype bf16
+    fi
+}
+
+# A test binary that must run, not skip: on the GPU machine any skip ("no
+# CUDA device", a missing model) is a failure.
 run_test() {
     local log
     log=$(mktemp)
     "$1" --jobs 1 --verbose 2>&1 | tee "$log" | grep -v '^\[RUN \]'
     local rc=${PIPESTATUS[0]}
-    if grep -q "no CUDA device" "$log"; then
-        echo "device-check: $(basename "$1") skipped for want of a device: counted as a failure"
+    if grep -q '^\[SKIP\]' "$log"; then
+        echo "device-check: $(basename "$1") skipped tests (above): counted as a failure"
         rc=1
     fi
     grep -q "Failing: 0 | Crashing: 0" "$log" || rc=1

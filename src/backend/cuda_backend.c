@@ -219,7 +219,9 @@ static ember_status device_alloc(void **p, size_t bytes, const char *what, int d
 
 backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t device_index, ember_dtype dtype,
                              int32_t max_tokens, ember_status *st) {
-    if ((*st = cuda_config_check(cfg, dtype, max_tokens))) return NULL;
+    /* The device first: with no GPU or no driver the answer is always
+     * EMBER_ERR_NO_DEVICE (callers fall back to the CPU on it), whatever
+     * the model. */
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n <= 0) {
@@ -239,6 +241,7 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
                          device_index, n, n - 1);
         return NULL;
     }
+    if ((*st = cuda_config_check(cfg, dtype, max_tokens))) return NULL;
     cuda_backend *cb = calloc(1, sizeof *cb);
     if (!cb) {
         *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -294,7 +297,13 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
     }
     if ((*st = cuda_params_pack(host_slab, &cb->lay, cfg, w))) goto fail;
     if ((*st = device_alloc((void **)&cb->params, cb->lay.bytes, "the weights", device_index, 0))) goto fail;
-    if ((e = cudaMemcpy(cb->params, host_slab, cb->lay.bytes, cudaMemcpyHostToDevice)) != cudaSuccess) {
+    /* On the backend's own stream, then waited for: a plain cudaMemcpy from
+     * pageable memory may return before its last DMA lands, and it runs on
+     * the legacy default stream, which a non-blocking stream does not wait
+     * for. */
+    if ((e = cudaMemcpyAsync(cb->params, host_slab, cb->lay.bytes, cudaMemcpyHostToDevice, cb->stream)) !=
+            cudaSuccess ||
+        (e = cudaStreamSynchronize(cb->stream)) != cudaSuccess) {
         *st = cuda_fail("weight upload", -1, e);
         goto fail;
     }

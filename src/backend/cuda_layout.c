@@ -178,6 +178,7 @@ ember_status cuda_params_pack(uint8_t *slab, const cuda_param_layout *lay, const
     if (P * C > biggest) biggest = P * C;
     if (TV * C > biggest) biggest = TV * C;
     if (FF * C > biggest) biggest = FF * C;
+    if (C * C > biggest) biggest = C * C; /* wq, wk, wv, wo: more than the rest when V and FF are small */
     float *scratch = malloc((size_t)biggest * sizeof *scratch);
     if (!scratch) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory converting the weights");
     memset(slab, 0, lay->bytes);

@@ -12,6 +12,10 @@ vectors, with PyTorch fp16's own numbers beside them for scale. Appends one
 JSON line per (model, engine, dtype) to RESULTS_JSONL. Exit status 1 when
 ember fp32 is off by more than 1e-3 or an fp16/bf16 pooled cosine is under
 0.999.
+
+DEVCHECK_DEVICE=cpu runs PyTorch and ember on the CPU instead (a dry run of
+this script where there is no GPU; ember's CPU path is fp32 whatever the
+dtype asked).
 """
 import json
 import os
@@ -26,6 +30,7 @@ from transformers import BertModel
 
 torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 reference is true fp32
 torch.backends.cudnn.allow_tf32 = False
+DEVICE = os.environ.get("DEVCHECK_DEVICE", "cuda")
 
 
 def sequences(max_len: int, vocab: int, seed: int):
@@ -35,7 +40,7 @@ def sequences(max_len: int, vocab: int, seed: int):
     lengths += list(rng.integers(1, max_len + 1, size=8))
     seqs = []
     for n in lengths:
-        ids = rng.integers(1000, vocab, size=n).tolist()
+        ids = rng.integers(min(1000, vocab // 2), vocab, size=n).tolist()  # past [unused] entries
         ids[0] = 101
         if n > 1:
             ids[-1] = 102
@@ -62,6 +67,10 @@ def main() -> int:
     ok = True
     for model_dir in sys.argv[3:]:
         name = Path(model_dir).name
+        if not (Path(model_dir) / "config.json").exists():
+            print(f"\n{name}: no model at {model_dir}: FAIL")
+            ok = False
+            continue
         cfg = json.loads((Path(model_dir) / "config.json").read_text())
         max_len = min(512, cfg["max_position_embeddings"])
         st_cfg = Path(model_dir) / "sentence_bert_config.json"
@@ -70,16 +79,17 @@ def main() -> int:
         seqs = sequences(max_len, cfg["vocab_size"], seed=len(name))
         lens = [len(s) for s in seqs]
         model = BertModel.from_pretrained(model_dir, attn_implementation="eager",
-                                          add_pooling_layer=False).float().cuda().eval()
+                                          add_pooling_layer=False).float().to(DEVICE).eval()
         ref = {}
         for label, dtype in (("torch fp32", torch.float32), ("torch fp16", torch.float16)):
             m = model.to(dtype)
             with torch.no_grad():
-                hs = [m(input_ids=torch.tensor([s], device="cuda")).last_hidden_state[0].float().cpu().numpy()
+                hs = [m(input_ids=torch.tensor([s], device=DEVICE)).last_hidden_state[0].float().cpu().numpy()
                       for s in seqs]
             ref[label] = np.concatenate(hs)
         del model
-        torch.cuda.empty_cache()
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
         base = ref["torch fp32"]
         base_pooled = mean_pool(base, lens)
         rows = [("torch fp16", ref["torch fp16"])]
@@ -89,7 +99,8 @@ def main() -> int:
             for dt in ("fp32", "fp16", "bf16"):
                 out = os.path.join(tmp, f"out-{dt}.bin")
                 subprocess.run([devcheck, "embed", model_dir, "--ids", ids_file, "--out", out, "--dtype", dt,
-                                "--pooling", "mean", "--normalize", "0"], check=True)
+                                "--pooling", "mean", "--normalize", "0"] +
+                               (["--device", "cpu"] if DEVICE == "cpu" else []), check=True)
                 raw = np.fromfile(out, dtype="<f4")
                 C = base.shape[1]
                 pooled = raw[: len(seqs) * C].reshape(len(seqs), C)
