@@ -306,11 +306,15 @@ sanitize() {
     local -x EMBER_CUDA_SYNC=1 # a fault is reported against the op that made it
     local -a mem=("$san" --tool memcheck --error-exitcode 3 --leak-check no)
     local -a dc=("$bin/ember-devcheck" embed)
+    # racecheck on ember's kernels only: cuBLAS's Hopper GEMMs (nvjet_*, TMA
+    # and async barriers) gave 54 hazard reports in the 2026-11-26 run, none
+    # in ember's kernels (bench/RESULTS.md).
+    local -a race=("$san" --tool racecheck --error-exitcode 3 --kernel-name-exclude kns=nvjet)
     step "compute-sanitizer memcheck, MiniLM fp16" 60 "${mem[@]}" \
         "${dc[@]}" "$minilm" --ids "$work/ids-minilm.txt" --max-batch-tokens 256 --out "$work/san.bin" --dtype fp16
     step "compute-sanitizer memcheck, MiniLM fp32 (scalar attention)" 60 "${mem[@]}" \
         "${dc[@]}" "$minilm" --ids "$work/ids-minilm.txt" --max-batch-tokens 256 --out "$work/san.bin" --dtype fp32
-    step "compute-sanitizer racecheck, MiniLM fp16" 90 "$san" --tool racecheck --error-exitcode 3 \
+    step "compute-sanitizer racecheck, MiniLM fp16" 90 "${race[@]}" \
         "${dc[@]}" "$minilm" --ids "$work/ids-minilm.txt" --max-batch-tokens 256 --out "$work/san.bin" --dtype fp16
     local dt
     for dt in bf16 fp16 fp32; do
@@ -321,7 +325,7 @@ sanitize() {
     if [ -f "$models/bert-base-random/model.safetensors" ]; then # head size 64
         step "compute-sanitizer memcheck, bert-base shape fp16" 60 "${mem[@]}" \
             "${dc[@]}" "$models/bert-base-random" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype fp16
-        step "compute-sanitizer racecheck, bert-base shape bf16" 90 "$san" --tool racecheck --error-exitcode 3 \
+        step "compute-sanitizer racecheck, bert-base shape bf16" 90 "${race[@]}" \
             "${dc[@]}" "$models/bert-base-random" --ids "$work/ids-minilm.txt" --out "$work/san.bin" --dtype bf16
     fi
 }
