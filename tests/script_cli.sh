@@ -105,7 +105,7 @@ printf '{"body": "x"}\nnot json\n' > "$tmp/bad.jsonl"
 expect "malformed JSONL names the line" 1 "bad.jsonl:2: malformed JSON" -- "$EMBER" embed --model $TINY --field body "$tmp/bad.jsonl" -o "$tmp/bad.npy"
 printf '{"text": 5}\n' > "$tmp/bad2.jsonl"
 expect "non-string field" 1 "bad2.jsonl:1: the text field is not a string" -- "$EMBER" embed --model $TINY "$tmp/bad2.jsonl" -o "$tmp/bad.npy"
-expect "--no-truncate refuses an over-long line" 1 "rows 1-5: text 3 is .* tokens long" -- "$EMBER" embed --model $TINY --no-truncate "$tmp/in.txt" -o "$tmp/x.npy"
+expect "--no-truncate refuses an over-long line" 1 "in.txt:4: the text is .* tokens long" -- "$EMBER" embed --model $TINY --no-truncate "$tmp/in.txt" -o "$tmp/x.npy"
 
 # tokenize: the tiny vocabulary's ids, byte offsets
 expect "tokenize ids" 0 "^2 182 173 149 160 163 171 182 164 151 3$" -- "$EMBER" tokenize --model $TINY --ids "the quick brown fox jumps over the lazy dog"
