@@ -52,7 +52,7 @@ PY
 expect "ember --help" 0 "embed" -- "$EMBER" --help
 expect "ember with no command" 2 "usage" -- "$EMBER"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$EMBER" frobnicate
-for c in embed search tokenize info; do
+for c in embed search tokenize info bench serve; do
   expect "ember $c --help" 0 "usage: ember $c" -- "$EMBER" "$c" --help
 done
 expect "--version" 0 "^ember [0-9]" -- "$EMBER" --version
@@ -110,6 +110,18 @@ expect "--no-truncate refuses an over-long line" 1 "in.txt:4: the text is .* tok
 # tokenize: the tiny vocabulary's ids, byte offsets
 expect "tokenize ids" 0 "^2 182 173 149 160 163 171 182 164 151 3$" -- "$EMBER" tokenize --model $TINY --ids "the quick brown fox jumps over the lazy dog"
 expect "tokenize JSON with offsets" 0 '"offsets": \[\[0, 0\], \[0, 5\]' -- "$EMBER" tokenize --model $TINY "Hello, World!"
+
+# bench: a quick pass on the tiny model gives a table and well-formed JSON
+"$EMBER" bench --model $TINY -w short -n 8 -b 1,4 --runs 1 --seconds 0 --warmup 0 --json "$tmp/bench.json" > "$tmp/bench.txt" 2>&1
+if python3 - "$tmp/bench.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [e["batch"] for e in r["encode"]] == [1, 4], r["encode"]
+assert all(e["texts_per_s"] > 0 and e["latency_ms"]["p50"] > 0 for e in r["encode"])
+assert r["tokenize"]["tokens_per_s"] > 0 and r["memory"]["peak_rss_mb"] > 0
+PY
+then ok "ember bench JSON"; else fail "ember bench JSON: $(head -5 "$tmp/bench.txt")"; fi
+expect "bench with an unknown workload" 2 "workload" -- "$EMBER" bench --model $TINY -w nonsense
 
 # the seed demo, against sentence-transformers' scores (tests/data/minilm/reference.json)
 if [ ! -f "$MINILM/model.safetensors" ]; then
