@@ -233,34 +233,6 @@ float max_abs_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
-static uint16_t to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    int32_t exp = (int32_t)((x >> 23) & 0xFF) - 127 + 15;
-    uint32_t man = x & 0x7FFFFF;
-    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (man ? 0x200 : 0));
-    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
-    if (exp <= 0) {
-        if (exp < -10) return (uint16_t)sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - exp), half = man >> shift, rem = man & ((1u << shift) - 1),
-                 mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1))) half++;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t half = sign | ((uint32_t)exp << 10) | (man >> 13), rem = man & 0x1FFF;
-    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
-    return (uint16_t)half;
-}
-
-static uint16_t to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
-    return (uint16_t)(r >> 16);
-}
-
 void safetensors_convert(const char *src, const char *dst, int dtype) {
     safetensors_file f;
     cr_assert_eq(safetensors_open(&f, src), EMBER_OK, "%s", ember_last_error());
@@ -300,7 +272,7 @@ void safetensors_convert(const char *src, const char *dst, int dtype) {
         for (int64_t k = 0; k < t->numel; k++) {
             if (dtype == ST_F32) fwrite(&v[k], 4, 1, o);
             else {
-                uint16_t b = dtype == ST_F16 ? to_f16(v[k]) : to_bf16(v[k]);
+                uint16_t b = dtype == ST_F16 ? f16_from_f32(v[k]) : bf16_from_f32(v[k]);
                 uint8_t le[2] = {(uint8_t)b, (uint8_t)(b >> 8)};
                 fwrite(le, 1, 2, o);
             }

@@ -59,15 +59,7 @@ pack() {
     mkdir -p "$stage"/{bin,lib,models,data}
     cp "$build"/tests/cuda/test_cuda_{kernels,model,host} "$build"/tools/device-check/ember-devcheck \
         "$build"/bench/kernels/bench_{layernorm,attention,activation,pool} "$stage/bin/"
-    # Shared libraries: all but the C library, the C++ runtime (the GPU
-    # machine's is newer) and CUDA's (it has its own, matching its driver).
-    ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
-        case $(basename "$lib") in
-        libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | ld-linux* | libgcc_s.so* | libstdc++.so* | \
-            libcuda.so* | libcudart.so* | libcublas.so* | libcublasLt.so*) ;;
-        *) cp -L "$lib" "$stage/lib/" ;;
-        esac
-    done
+    bash "$root/tools/device-check/bundle-libs.sh" "$stage/lib" "$stage"/bin/*
     if [ -f "$root/weights/all-MiniLM-L6-v2/model.safetensors" ]; then
         python3 "$here/model_f16.py" "$root/weights/all-MiniLM-L6-v2" "$stage/models/all-MiniLM-L6-v2"
     else

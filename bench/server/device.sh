@@ -24,14 +24,7 @@ pack() {
     rm -rf "$stage"
     mkdir -p "$stage"/{bin,lib,models,data}
     cp "$build/ember" "$(command -v wrk)" "$stage/bin/"
-    # every shared library but the C library's and CUDA's (the GPU machine has its own)
-    ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
-        case $(basename "$lib") in
-        libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | ld-linux* | libgcc_s.so* | libstdc++.so* | \
-            libcuda.so* | libcudart.so* | libcublas.so* | libcublasLt.so*) ;;
-        *) cp -L "$lib" "$stage/lib/" ;;
-        esac
-    done
+    bash "$root/tools/device-check/bundle-libs.sh" "$stage/lib" "$stage"/bin/*
     python3 "$root/tools/device-check/model_f16.py" "$root/weights/all-MiniLM-L6-v2" "$stage/models/all-MiniLM-L6-v2"
     cp -r "$root/tests/data/tiny-bert" "$stage/models/tiny-bert"
     cp "${EMBER_STSB_DIR:-$root/../shared/data/stsb}/stsb-en-test.csv" "$stage/data/"

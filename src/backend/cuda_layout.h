@@ -22,10 +22,6 @@
 size_t dtype_size(ember_dtype dtype);
 const char *dtype_name(ember_dtype dtype);
 
-/* fp32 -> fp16 / bf16, round to nearest even; overflow gives infinity, NaN
- * stays NaN. The inverses are f16_to_f32 / bf16_to_f32 (model/safetensors.h). */
-uint16_t f16_from_f32(float x);
-uint16_t bf16_from_f32(float x);
 /* n values from fp32 into dtype (out holds n * dtype_size bytes), and back. */
 void f32_to_dtype(void *out, const float *in, size_t n, ember_dtype dtype);
 void dtype_to_f32(float *out, const void *in, size_t n, ember_dtype dtype);

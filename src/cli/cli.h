@@ -85,7 +85,6 @@ int npy_write(npy_writer *w, const float *rows, int64_t n);
 int npy_close(npy_writer *w);
 
 void json_write_string(FILE *f, const char *s, size_t len);
-uint16_t f32_to_f16(float f);
 double now_seconds(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "model/safetensors.h"
 
 static void log_to_stderr(ember_log_level level, const char *msg, void *user) {
     (void)user;
@@ -243,35 +244,13 @@ int npy_open(npy_writer *w, const char *path, int32_t dim, int fp16) {
     return 1;
 }
 
-uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    int32_t exp = (int32_t)((x >> 23) & 0xFF) - 127 + 15;
-    uint32_t man = x & 0x7FFFFF;
-    if (((x >> 23) & 0xFF) == 0xFF) return (uint16_t)(sign | 0x7C00 | (man ? 0x200 : 0));
-    if (exp >= 31) return (uint16_t)(sign | 0x7C00);
-    if (exp <= 0) {
-        if (exp < -10) return (uint16_t)sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - exp);
-        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1))) half++;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t half = sign | ((uint32_t)exp << 10) | (man >> 13);
-    uint32_t rem = man & 0x1FFF;
-    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
-    return (uint16_t)half;
-}
-
 int npy_write(npy_writer *w, const float *rows, int64_t n) {
     size_t count = (size_t)n * (size_t)w->dim;
     if (w->fp16) {
         uint16_t buf[4096];
         for (size_t i = 0; i < count;) {
             size_t k = count - i < 4096 ? count - i : 4096;
-            for (size_t j = 0; j < k; j++) buf[j] = f32_to_f16(rows[i + j]);
+            for (size_t j = 0; j < k; j++) buf[j] = f16_from_f32(rows[i + j]);
             if (fwrite(buf, 2, k, w->f) != k) goto fail;
             i += k;
         }
