@@ -186,15 +186,45 @@ ember_status model_tokenize(const ember_model *m, tokenizer_scratch *scratch, pi
                               truncate_left, max_length > 0 ? max_length : m->max_length, out, capacity, n_out, stats);
 }
 
+/* ember_tokenize's working memory, one per thread (concurrent calls share
+ * no state), kept across calls and freed when the thread ends. */
+typedef struct {
+    tokenizer_scratch scratch;
+    piece_list a, b;
+} tokenize_state;
+
+static pthread_key_t tokenize_key;
+static pthread_once_t tokenize_once = PTHREAD_ONCE_INIT;
+
+static void tokenize_state_free(void *p) {
+    tokenize_state *t = p;
+    tokenizer_scratch_free(&t->scratch);
+    piece_list_free(&t->a);
+    piece_list_free(&t->b);
+    free(t);
+}
+
+static void tokenize_key_init(void) { pthread_key_create(&tokenize_key, tokenize_state_free); }
+
+static tokenize_state *thread_tokenize_state(void) {
+    pthread_once(&tokenize_once, tokenize_key_init);
+    tokenize_state *t = pthread_getspecific(tokenize_key);
+    if (!t && (t = calloc(1, sizeof *t)) && pthread_setspecific(tokenize_key, t) != 0) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
 ember_status ember_tokenize(const ember_model *m, const char *text, ptrdiff_t len, const char *pair,
                             ptrdiff_t pair_len, const ember_tokenize_params *params, ember_token *tokens,
                             int32_t capacity, int32_t *n_tokens, ember_text_stats *stats) {
     if (!m || !text || !n_tokens || (capacity > 0 && !tokens) || capacity < 0)
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_tokenize: NULL or negative argument");
     ember_tokenize_params p = params ? *params : ember_tokenize_default_params();
-    tokenizer_scratch scratch = {0};
-    piece_list a = {0}, b = {0};
-    ember_status st = model_tokenize(m, &scratch, &a, &b, text, text_len(text, len), pair,
+    tokenize_state *ts = thread_tokenize_state();
+    if (!ts) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "ember_tokenize: out of memory");
+    ember_status st = model_tokenize(m, &ts->scratch, &ts->a, &ts->b, text, text_len(text, len), pair,
                                      pair ? text_len(pair, pair_len) : 0, p.add_special_tokens, p.truncate,
                                      p.truncate_left, p.max_length, tokens, capacity, n_tokens, stats);
     if (st == EMBER_OK && p.pad_to > *n_tokens) {
@@ -209,9 +239,6 @@ ember_status ember_tokenize(const ember_model *m, const char *text, ptrdiff_t le
     }
     if (st == EMBER_ERR_BUFFER_TOO_SMALL)
         ember_fail(st, "ember_tokenize: %d tokens needed, buffer holds %d", *n_tokens, capacity);
-    tokenizer_scratch_free(&scratch);
-    piece_list_free(&a);
-    piece_list_free(&b);
     return st;
 }
 
