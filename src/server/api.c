@@ -275,7 +275,7 @@ oom:
 }
 
 /* POST /tokenize, answered here: TEI's [[{id, text, special, start, stop}]],
- * with character offsets into the input, and no truncation. */
+ * with byte offsets into the input (as TEI gives them), and no truncation. */
 static void tokenize_route(request *r, const raw_input *in) {
     server *s = r->srv;
     ember_tokenize_params tp = ember_tokenize_default_params();
@@ -283,7 +283,6 @@ static void tokenize_route(request *r, const raw_input *in) {
     tp.add_special_tokens = r->add_special;
     int32_t cap = s->max_input_length;
     ember_token *tok = malloc((size_t)cap * sizeof *tok);
-    int32_t *chars = NULL; /* chars[b]: characters before byte b */
     strbuf b;
     sb_init(&b, 1024);
     if (!tok) goto oom;
@@ -291,7 +290,6 @@ static void tokenize_route(request *r, const raw_input *in) {
     for (int32_t i = 0; i < r->n; i++) {
         if (in[i].len == 0) {
             free(tok);
-            free(chars);
             sb_free(&b);
             request_fail(r, FAIL_VALIDATION, "`inputs` cannot be empty%s",
                          r->batch ? " (an empty string in the list)" : "");
@@ -308,18 +306,9 @@ static void tokenize_route(request *r, const raw_input *in) {
         }
         if (st != EMBER_OK) {
             free(tok);
-            free(chars);
             sb_free(&b);
             request_fail(r, FAIL_TOKENIZER, "input %d: %s", i, ember_last_error());
             return;
-        }
-        int32_t *c = realloc(chars, (in[i].len + 1) * sizeof *c);
-        if (!c) goto oom;
-        chars = c;
-        int32_t k = 0;
-        for (size_t p = 0; p <= in[i].len; p++) {
-            chars[p] = k;
-            if (p < in[i].len && ((unsigned char)in[i].text[p] & 0xC0) != 0x80) k++;
         }
         if (i) sb_putc(&b, ',');
         sb_putc(&b, '[');
@@ -336,9 +325,9 @@ static void tokenize_route(request *r, const raw_input *in) {
             } else {
                 sb_json_string(&b, in[i].text + t->start, (size_t)(t->end - t->start));
                 sb_puts(&b, ",\"special\":false,\"start\":");
-                sb_int(&b, chars[t->start]);
+                sb_int(&b, t->start);
                 sb_puts(&b, ",\"stop\":");
-                sb_int(&b, chars[t->end]);
+                sb_int(&b, t->end);
                 sb_putc(&b, '}');
             }
         }
@@ -346,7 +335,6 @@ static void tokenize_route(request *r, const raw_input *in) {
     }
     sb_putc(&b, ']');
     free(tok);
-    free(chars);
     size_t len = 0;
     char *body = sb_take(&b, &len);
     if (!body) {
@@ -357,7 +345,6 @@ static void tokenize_route(request *r, const raw_input *in) {
     return;
 oom:
     free(tok);
-    free(chars);
     sb_free(&b);
     request_fail(r, FAIL_BACKEND, "out of memory tokenizing");
 }

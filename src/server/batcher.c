@@ -135,7 +135,7 @@ static void wait_for_stragglers(server *s) {
 
 static void *model_main(void *arg) {
     server *s = arg;
-    int round = 0;
+    unsigned round = 0; /* wraps after 2^32 rounds: only compared for equality */
     for (;;) {
         pthread_mutex_lock(&s->qlock);
         while (!s->qhead && !s->qstop) pthread_cond_wait(&s->qcv, &s->qlock);

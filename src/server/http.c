@@ -206,7 +206,10 @@ static enum MHD_Result answer_get(server *s, struct MHD_Connection *conn, route_
         return send_now(s, conn, 200, body, len, "application/json", NULL, NULL);
     }
     case ROUTE_METRICS: {
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        /* the connection's daemon: s->daemon may not be stored yet */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+        const union MHD_DaemonInfo *di =
+            ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
         if (di) metrics_set_connections(di->num_connections);
         strbuf b;
         sb_init(&b, 16384);
@@ -260,8 +263,9 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *conn, const char 
             metrics_failure(FAIL_NOT_FOUND);
             size_t len = 0;
             char *body = error_body(ROUTE_NONE, FAIL_VALIDATION, msg, &len);
+            int has_post = route_of(url, 1) != ROUTE_NONE, has_get = route_of(url, 0) != ROUTE_NONE;
             return send_now(s, conn, 405, body, len, "application/json", NULL,
-                            route_of(url, 1) != ROUTE_NONE ? "POST" : "GET, HEAD");
+                            has_post && has_get ? "GET, HEAD, POST" : has_post ? "POST" : "GET, HEAD");
         }
         snprintf(msg, sizeof msg, "no route %.16s %.200s", method, url);
         return fail_now(s, conn, ROUTE_NONE, FAIL_NOT_FOUND, msg);

@@ -93,7 +93,11 @@ int server_run(ember_model *model, const server_config *cfg) {
             di ? di->port : (unsigned)cfg->port, cfg->served_model_name, s->dim, s->info.device_name,
             cfg->max_batch_tokens, s->max_input_length, cfg->tokenization_workers);
 
-    int sig = wait_signal(-1);
+    /* 0 is EINTR, which Linux returns after SIGSTOP and SIGCONT (a shell's
+     * ^Z and fg, a debugger attaching): not a request to stop */
+    int sig;
+    while (!(sig = wait_signal(-1))) {
+    }
     fprintf(stderr, "ember serve: %s: finishing %d requests in flight, accepting no more\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM", atomic_load(&s->in_flight));
     atomic_store(&s->draining, 1);

@@ -99,7 +99,7 @@ typedef struct request {
     atomic_int gone;    /* the client hung up */
     atomic_int failed;  /* a forward pass failed: fail_msg says why */
     char fail_msg[256];
-    int checked_round; /* the batch round in which the socket was last polled */
+    unsigned checked_round; /* the batch round in which the socket was last polled */
 } request;
 
 typedef struct server {

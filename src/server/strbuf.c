@@ -86,14 +86,41 @@ void sb_int(strbuf *b, int64_t v) {
     sb_put(b, t, (size_t)n);
 }
 
+/* The length of the well-formed multi-byte UTF-8 sequence (RFC 3629) at
+ * s, of n bytes, or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t k = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+    if (!k || k > n) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xF0 && s[1] < 0x90)) return 0; /* overlong */
+    if ((c == 0xED && s[1] > 0x9F) || (c == 0xF4 && s[1] > 0x8F)) return 0; /* surrogate, over U+10FFFF */
+    return k;
+}
+
 void sb_json_string(strbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     sb_putc(b, '"');
     size_t run = 0; /* bytes copied as they are, flushed in one go */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             run++;
+            continue;
+        }
+        if (c >= 0x80) {
+            /* messages quote URLs and cut text at a byte count: a byte
+             * that is not UTF-8 becomes U+FFFD, so the JSON stays valid */
+            size_t k = utf8_len((const unsigned char *)s + i, n - i);
+            if (k) {
+                run += k;
+                i += k - 1;
+                continue;
+            }
+            sb_put(b, s + i - run, run);
+            run = 0;
+            sb_put(b, "\\ufffd", 6);
             continue;
         }
         sb_put(b, s + i - run, run);

@@ -24,7 +24,8 @@ void sb_puts(strbuf *b, const char *s);
 void sb_putc(strbuf *b, char c);
 void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_int(strbuf *b, int64_t v);
-/* A JSON string literal (quotes included) of n bytes of UTF-8. */
+/* A JSON string literal (quotes included) of n bytes of UTF-8 (a byte that
+ * is not part of well-formed UTF-8 is written as U+FFFD). */
 void sb_json_string(strbuf *b, const char *s, size_t n);
 /* A float as JSON: the shortest form that "%.9g" gives, which reads back to
  * the same float32; non-finite values as null (JSON has no NaN). */

@@ -169,9 +169,9 @@ def test_tokenize():
         assert toks[-1]["text"] == "[SEP]" and toks[-1]["special"] is True
         for t in toks[1:-1]:
             assert t["special"] is False
-            # character offsets into the input, and the text they cover
-            assert text[t["start"]:t["stop"]] == t["text"], t
-        assert toks[1]["text"] == "Héllo" and toks[1]["start"] == 0 and toks[1]["stop"] == 5
+            # byte offsets into the input (as TEI), and the text they cover
+            assert text.encode()[t["start"]:t["stop"]].decode() == t["text"], t
+        assert toks[1]["text"] == "Héllo" and toks[1]["start"] == 0 and toks[1]["stop"] == 6
         st, out = srv.post("/tokenize", {"inputs": [text, "a b"], "add_special_tokens": False})
         assert st == 200 and [t["id"] for t in out[0]] == cli_ids(TINY, text, special=False)
         assert [t["text"] for t in out[1]] == ["a", "b"]
@@ -301,6 +301,12 @@ def test_bad_input():
         assert st == 405 and hdrs.get("allow") == "POST", (st, hdrs)
         st, hdrs, body = srv.request("DELETE", "/info")
         assert st == 405
+        st, hdrs, body = srv.request("DELETE", "/")  # GET is health, POST is embed
+        assert st == 405 and hdrs.get("allow") == "GET, HEAD, POST", (st, hdrs)
+        # a URL that is not UTF-8, or is cut inside a character in the message: still a JSON body
+        for path in ("/%ff", "/%c3", "/" + "%c3%a9" * 150):
+            st, hdrs, body = srv.request("GET", path)
+            assert st == 404 and json.loads(body)["error"].startswith("no route"), (st, body[:100])
         # a body over --payload-limit: 413 from its Content-Length, before reading it
         big = json.dumps({"inputs": ["word " * 20] * 2000}).encode()
         st, hdrs, body = srv.request("POST", "/embed", big)
@@ -476,8 +482,16 @@ def test_abusive_clients():
     with Server(EMBER, TINY, "--max-concurrent-requests", "16", threads=2) as srv:
         stop = time.time() + 3
         seen, lock = {}, threading.Lock()
+        errors = []  # an exception ends only its thread: collected, it fails the test
 
         def client(k):
+            try:
+                send_requests(k)
+            except Exception as e:  # noqa: BLE001 - a dropped answer, a refused connection, ...
+                with lock:
+                    errors.append(repr(e))
+
+        def send_requests(k):
             rnd = random.Random(k)
             while time.time() < stop:
                 path, body = rnd.choice(bodies)
@@ -507,6 +521,7 @@ def test_abusive_clients():
         for t in threads:
             t.join(120)
         assert not any(t.is_alive() for t in threads), "clients hung"
+        assert not errors, f"{len(errors)} clients failed: {errors[:5]}"
         statuses = {k for k in seen if isinstance(k, int)}
         assert statuses <= expected and 200 in statuses, seen
         print(f"  {seen}")
@@ -536,6 +551,20 @@ def test_keep_alive_and_api_key():
         assert st == 401 and out["error"]["type"] == "authentication_error"
         assert srv.request("GET", "/health")[0] == 200 and srv.request("GET", "/metrics")[0] == 200
         c.close()
+
+
+def test_stop_and_continue():
+    """SIGSTOP then SIGCONT (a shell's ^Z and fg, a debugger) is no signal to stop."""
+    with Server(EMBER, TINY) as srv:
+        srv.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        srv.proc.send_signal(signal.SIGCONT)
+        deadline = time.time() + 1
+        while time.time() < deadline:
+            assert srv.proc.poll() is None and "finishing" not in srv.text_log(), srv.text_log()
+            assert srv.request("GET", "/health")[0] == 200
+            time.sleep(0.05)
+        assert srv.post("/embed", {"inputs": "still serving"})[0] == 200
 
 
 def test_graceful_shutdown():
@@ -604,6 +633,7 @@ TESTS = [
     test_slow_clients,
     test_abusive_clients,
     test_keep_alive_and_api_key,
+    test_stop_and_continue,
     test_graceful_shutdown,
     test_same_as_ember_embed,
 ]
