@@ -219,8 +219,10 @@ typedef struct {
  * Run the model on n tokenized sequences: pooled vectors into pooled
  * (n * dim, or NULL) and every token's last hidden state into hidden
  * (sum of the lengths * dim, in order, or NULL). A sequence longer than the
- * model's max_length is cut (params->truncate, keeping its last token when
- * it is a special token) or is an error. Ids must be in the vocabulary.
+ * model's max_length is an error, or with params->truncate is cut to its
+ * first max_length ids (its last, with truncate_left) — special tokens are
+ * not re-added, and `hidden` then holds the rows of the cut sequences. Ids
+ * must be in the vocabulary.
  */
 ember_status ember_encode_sequences(ember_model *model, const ember_sequence *seqs, int32_t n,
                                     const ember_encode_params *params, float *pooled, float *hidden);

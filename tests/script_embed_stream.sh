@@ -85,6 +85,36 @@ interrupt_and_resume() { # signal expected_status
 interrupt_and_resume INT 130
 interrupt_and_resume TERM 143
 
+# Ctrl-C while the writer is the slow stage (a slow disk: fsync made to take
+# 0.4 s): each time it looks, the next window is ready, so it is the reader
+# that sees the stop; the run must still end interrupted, not complete.
+if command -v cc > /dev/null; then
+    cat > "$T/slow_fsync.c" << 'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <time.h>
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    struct timespec ts = {0, 400 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return real(fd);
+}
+EOF
+    cc -shared -fPIC -o "$T/slow_fsync.so" "$T/slow_fsync.c" -ldl || fail "cannot build the fsync shim"
+    LD_PRELOAD="$T/slow_fsync.so" ASAN_OPTIONS=verify_asan_link_order=0 "$EMBER" embed -m "$MODEL" "$T/corpus.txt" \
+        -o "$T/slow" --shard-rows 1000 --window 1000 2> "$T/slow.err" &
+    pid=$!
+    for _ in $(seq 1 6000); do grep -q 'shard-00001' "$T/slow/manifest.json" 2> /dev/null && break; sleep 0.01; done
+    kill -INT $pid
+    wait $pid
+    st=$?
+    [ $st = 130 ] || fail "Ctrl-C with a slow writer: exit status $st: $(cat "$T/slow.err")"
+    grep -q '"complete": false' "$T/slow/manifest.json" ||
+        fail "Ctrl-C with a slow writer: the manifest says complete: $(grep -c '"file"' "$T/slow/manifest.json") shards"
+fi
+
 # A damaged shard of a complete run is found by its crc32 and made again.
 cp -r "$T/ref" "$T/dmg"
 printf 'X' | dd of="$T/dmg/shard-00003.npy" bs=1 seek=1000 conv=notrunc 2> /dev/null
@@ -129,6 +159,21 @@ st=$?
 exec 3>&-
 [ $st = 130 ] || fail "blocked stdin: exit status $st: $(cat "$T/stdin.err")"
 grep -q 'read error' "$T/stdin.err" && fail "blocked stdin: spurious read error: $(cat "$T/stdin.err")"
+
+# ---- Ctrl-C while the writer is blocked on a full stdout pipe: the signal
+# breaks the write off (EINTR); that is the interruption, not a write error ----------------
+mkfifo "$T/outfifo"
+(sleep 4; cat) < "$T/outfifo" > "$T/held.jsonl" &
+drain=$!
+"$EMBER" embed -m "$MODEL" "$T/corpus.txt" --window 1000 > "$T/outfifo" 2> "$T/held.err" &
+pid=$!
+sleep 2
+kill -INT $pid
+wait $pid
+st=$?
+wait $drain
+[ $st = 130 ] || fail "Ctrl-C with stdout held up: exit status $st, $(wc -l < "$T/held.jsonl") of 40000 rows: $(cat "$T/held.err")"
+grep -q 'interrupted (Ctrl-C) after' "$T/held.err" || fail "Ctrl-C with stdout held up: $(cat "$T/held.err")"
 
 # ---- resume refuses what would not give the same output -------------------------------
 embed "$T/corpus.txt" -o "$T/r" --shard-rows 4000 --pooling mean --resume 2> "$T/r.err" && true

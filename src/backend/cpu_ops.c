@@ -29,7 +29,12 @@ cpu_kernels cpu_kernels_get(void) {
     __builtin_cpu_init();
     const char *env = getenv("EMBER_CPU_KERNELS");
     int forced_generic = env && strcmp(env, "generic") == 0;
-    if (!forced_generic && __builtin_cpu_supports("avx512f")) k = CPU_KERNELS_AVX512;
+    /* every extension the kernels are compiled for (the target pragma
+     * below): the compiler uses DQ, BW and VL instructions too (kmovd,
+     * EVEX xmm16-31), which an AVX-512F-only processor (Xeon Phi) lacks */
+    if (!forced_generic && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        k = CPU_KERNELS_AVX512;
 #endif
     atomic_store_explicit(&kernels_choice, k, memory_order_relaxed);
     return (cpu_kernels)k;

@@ -56,7 +56,7 @@ static const char *usage =
     "      --no-progress        none, even on a terminal (default: on a terminal only)\n"
     "  -q, --quiet              no summary on stderr\n" MODEL_OPTIONS_HELP "  -h, --help\n";
 
-static volatile sig_atomic_t stop_signal;
+static atomic_int stop_signal; /* lock-free: may be set in a handler, read by any thread */
 
 static void on_stop(int sig) {
     if (stop_signal) { /* a second Ctrl-C: leave at once */

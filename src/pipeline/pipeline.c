@@ -79,6 +79,7 @@ typedef struct {
     int64_t n_windows;      /* opened by the reader */
     int64_t next_batch_seq; /* the next window to cut into batches */
     int reader_done, reader_exited;
+    int reader_stopped; /* the reader ended at *o->stop, before the input's end */
     int64_t start_offset; /* the input's stored offset after the skipped rows (progress) */
     int abort;
     int has_err;
@@ -322,6 +323,8 @@ static void *reader_main(void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_lock(&p->mu);
+    /* rows were left unread: the run must not pass for complete */
+    if (*o->stop && !p->in.eof) p->reader_stopped = 1;
     p->reader_done = 1;
     p->reader_exited = 1;
     wake_all(p);
@@ -716,6 +719,9 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
         while (!p->abort) {
             if ((w = window_done_locked(p, next))) break;
             if (p->reader_done && next == p->n_windows) {
+                /* the writer may not have seen the stop (windows were ready
+                 * every time it looked), but the reader did */
+                if (p->reader_stopped) res->interrupted = 1;
                 finished = 1;
                 break;
             }
@@ -739,6 +745,8 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
         pthread_mutex_unlock(&p->mu);
         if (!w || finished) break;
         if (!sink_write(o->out, w->out, w->info, w->n_rows)) {
+            /* a write the stop signal broke off (EINTR on a pipe) */
+            if (*o->stop) res->interrupted = 1;
             pthread_mutex_lock(&p->mu);
             fail_locked(p, -1, "%s", ""); /* the sink printed why */
             pthread_mutex_unlock(&p->mu);

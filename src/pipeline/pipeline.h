@@ -21,7 +21,7 @@
 #ifndef EMBER_PIPELINE_PIPELINE_H
 #define EMBER_PIPELINE_PIPELINE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,8 +71,10 @@ typedef struct {
     uint32_t skip_crc;
     int64_t skip_bytes;
     sink *out;
-    /* Set asynchronously (a signal handler): stop as soon as possible. */
-    volatile sig_atomic_t *stop;
+    /* Set asynchronously (a signal handler): stop as soon as possible. An
+     * atomic, not a volatile sig_atomic_t: the handler runs on one thread and
+     * the reader polls it on another. */
+    atomic_int *stop;
     /* Progress on stderr: 0 none, 1 a redrawn line (terminal), 2 a line every
      * few seconds (not a terminal). */
     int progress;
