@@ -3,15 +3,18 @@
  * Shapes: S sequences (cu_seqlens), T tokens, NH heads of HS, C = NH * HS;
  * qkv (T, 3C) = [q | k | v] per token, without bias; out (T, C).
  *
- * Two kernels:
- *  - attention_tc_kernel (fp16 / bf16, HS 32 or 64): flash-attention style on
- *    tensor cores through WMMA. One block per (sequence, head, tile of BQ =
- *    16 * NW queries); each warp owns 16 query rows. Keys and values stream
- *    through shared memory in tiles of BK = 64; S = Q K^T and O += P V run on
- *    tensor cores with fp32 accumulation; the softmax is online, in fp32.
- *    A warp's scores go to its own slice of shared memory (WMMA fragments
- *    have no documented element layout, so the row-wise softmax reads them
- *    back from there), never to global memory.
+ * Three kernels:
+ *  - attention_mma_kernel (fp16 / bf16, HS 32 or 64; the default):
+ *    FlashAttention-2 style on mma.sync.m16n8k16 with S, P and O in
+ *    registers, K / V tiles double-buffered through cp.async. The body is
+ *    attention_mma.inc (see there), shared with a CPU emulation in the tests.
+ *  - attention_tc_kernel (fp16 / bf16, HS 32 or 64; "wmma"): the first
+ *    tensor-core kernel, kept for comparison (bench/kernels) and as a
+ *    fallback (EMBER_CUDA_ATTENTION=wmma): WMMA 16x16x16 products, one block
+ *    per (sequence, head, tile of BQ = 16 * NW queries), K and V through
+ *    shared memory in tiles of BK = 64, each warp's scores and output
+ *    accumulators round-tripping through shared memory (WMMA fragments have
+ *    no documented element layout).
  *  - attention_scalar_kernel (every dtype, HS % 8 == 0, HS <= 128): one warp
  *    per query row, plain fp32 FMAs, the same online softmax. The fp32
  *    validation path and the fallback for other head sizes.
@@ -243,6 +246,105 @@ static cudaError_t attention_tc_dispatch(D *out, const D *qkv, const D *bias, co
     return attention_tc_launch<D, HS, 4>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
 }
 
+/* ---- mma.sync kernel (attention_mma.inc on the GPU's instructions) ------------------- */
+
+template <typename D> __device__ __forceinline__ float attn_to_f32(D x) { return to_f32(x); }
+template <typename D> __device__ __forceinline__ D attn_from_f32(float x) { return from_f32<D>(x); }
+template <typename D> __device__ __forceinline__ void attn_load8(float (&v)[8], const D *p) { load16_f32<D>(v, p); }
+template <typename D> __device__ __forceinline__ void attn_store8(D *p, const float (&v)[8]) { store16_f32<D>(p, v); }
+template <typename D> __device__ __forceinline__ void attn_store2(D *p, uint32_t v) {
+    *reinterpret_cast<uint32_t *>(p) = v;
+}
+
+__device__ __forceinline__ void attn_ldsm_x4(uint32_t (&r)[4], const void *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void attn_ldsm_x4_t(uint32_t (&r)[4], const void *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+template <typename D>
+__device__ __forceinline__ void attn_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void attn_mma<__half>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void attn_mma<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                        uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float attn_shfl_xor(float v, int mask) { return __shfl_xor_sync(FULL_MASK, v, mask); }
+__device__ __forceinline__ void attn_block_sync() { __syncthreads(); }
+
+/* 16 bytes global -> shared, asynchronously; src-size 0 fills zeros. */
+__device__ __forceinline__ void attn_cp_async16(void *dst, const void *src, bool valid) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    const size_t g = __cvta_generic_to_global(src);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(g), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+__device__ __forceinline__ void attn_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void attn_cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ float attn_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+#define ATTN_FN __device__ __forceinline__
+#include "attention_mma.inc"
+#undef ATTN_FN
+
+template <typename D, int HS, int NW, int BK>
+__global__ void __launch_bounds__(NW * WARP_SIZE)
+    attention_mma_kernel(D *__restrict__ out, const D *__restrict__ qkv, const D *__restrict__ bias,
+                         const int32_t *__restrict__ cu_seqlens, int32_t NH, float scale_log2) {
+    extern __shared__ __align__(16) unsigned char smem_mma[];
+    attention_mma_block<D, HS, NW, BK>(out, qkv, bias, cu_seqlens, NH, scale_log2, (int)blockIdx.x, (int)blockIdx.y,
+                                       (int)blockIdx.z, (int)threadIdx.x, smem_mma);
+}
+
+template <typename D, int HS, int NW, int BK>
+static cudaError_t attention_mma_launch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
+                                        int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
+    using cfg = attn_mma_cfg<D, HS, NW, BK>;
+    static_assert(cfg::smem <= 48 * 1024, "no opt-in to more than 48 KiB of shared memory here");
+    const dim3 grid((unsigned int)S, (unsigned int)NH, ceil_div_u(max_seqlen, cfg::BQ));
+    attention_mma_kernel<D, HS, NW, BK><<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(
+        out, qkv, bias, cu_seqlens, NH, 1.4426950408889634f / sqrtf((float)HS));
+    return cudaGetLastError();
+}
+
+/* Query tile and key tile by the longest sequence: short sentences get small
+ * tiles, so that less of each is padding. */
+template <typename D, int HS>
+static cudaError_t attention_mma_dispatch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
+                                          int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
+    if (max_seqlen <= 16)
+        return attention_mma_launch<D, HS, 1, 16>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    if (max_seqlen <= 32)
+        return attention_mma_launch<D, HS, 2, 32>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    return attention_mma_launch<D, HS, 4, 64>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+}
+
 /* ---- scalar kernel ----------------------------------------------------------------- */
 
 #define SCALAR_ROWS 8 /* query rows (= warps) per block */
@@ -363,22 +465,35 @@ extern "C" cudaError_t attention_scalar_cuda(void *out, const void *qkv, const v
     return cudaSuccess;
 }
 
+/* fp16 / bf16 with HS 32 or 64 through kernel family F (mma or tc), else
+ * the scalar kernel. */
+#define ATTENTION_TC_ENTRY(F)                                                                                         \
+    cudaError_t e = attention_check(out, qkv, bias, S, max_seqlen, NH, HS);                                           \
+    if (e != cudaSuccess) return e;                                                                                   \
+    if (S == 0 || max_seqlen == 0) return cudaSuccess;                                                                \
+    if (!attention_uses_tensor_cores(dtype, HS))                                                                      \
+        return attention_scalar_cuda(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, HS, dtype, stream);              \
+    if (dtype == EMBER_DTYPE_FP16) {                                                                                  \
+        if (HS == 32)                                                                                                 \
+            return F<__half, 32>((__half *)out, (const __half *)qkv, (const __half *)bias, cu_seqlens, S, max_seqlen, \
+                                 NH, stream);                                                                         \
+        return F<__half, 64>((__half *)out, (const __half *)qkv, (const __half *)bias, cu_seqlens, S, max_seqlen, NH, \
+                             stream);                                                                                 \
+    }                                                                                                                 \
+    typedef __nv_bfloat16 B16;                                                                                        \
+    if (HS == 32)                                                                                                     \
+        return F<B16, 32>((B16 *)out, (const B16 *)qkv, (const B16 *)bias, cu_seqlens, S, max_seqlen, NH, stream);    \
+    return F<B16, 64>((B16 *)out, (const B16 *)qkv, (const B16 *)bias, cu_seqlens, S, max_seqlen, NH, stream)
+
 extern "C" cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens,
                                       int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
                                       cudaStream_t stream) {
-    cudaError_t e = attention_check(out, qkv, bias, S, max_seqlen, NH, HS);
-    if (e != cudaSuccess) return e;
-    if (S == 0 || max_seqlen == 0) return cudaSuccess;
-    if (!attention_uses_tensor_cores(dtype, HS))
-        return attention_scalar_cuda(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, HS, dtype, stream);
-#define TC(D, HSV)                                                                                                    \
-    return attention_tc_dispatch<D, HSV>((D *)out, (const D *)qkv, (const D *)bias, cu_seqlens, S, max_seqlen, NH,   \
-                                         stream)
-    if (dtype == EMBER_DTYPE_FP16) {
-        if (HS == 32) TC(__half, 32);
-        TC(__half, 64);
-    }
-    if (HS == 32) TC(__nv_bfloat16, 32);
-    TC(__nv_bfloat16, 64);
-#undef TC
+    ATTENTION_TC_ENTRY(attention_mma_dispatch);
 }
+
+extern "C" cudaError_t attention_wmma_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens,
+                                           int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
+                                           cudaStream_t stream) {
+    ATTENTION_TC_ENTRY(attention_tc_dispatch);
+}
+#undef ATTENTION_TC_ENTRY

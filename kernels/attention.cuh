@@ -18,23 +18,31 @@ extern "C" {
 /*
  * out (T, C) = softmax(q k^T / sqrt(HS)) v for each head of each sequence,
  * where qkv (T, 3C) holds [q | k | v] without their bias and bias (3C) is
- * added on load; C = NH * HS. Scores live in registers and shared memory
- * only (flash-attention style: online softmax in fp32). fp16 / bf16 with HS
- * 32 or 64 run on tensor cores; other head sizes (HS % 8 == 0, at most
- * ATTENTION_MAX_HS) and fp32 on a scalar fp32 kernel. cu_seqlens (S + 1) on
+ * applied by the kernel; C = NH * HS. Scores live in registers and shared
+ * memory only (flash-attention style: online softmax in fp32). fp16 / bf16
+ * with HS 32 or 64 run on tensor cores (mma.sync; q + b_q rounded to the
+ * dtype, b_k dropped as the softmax cancels it, b_v added to the output);
+ * other head sizes (HS % 8 == 0, at most ATTENTION_MAX_HS) and fp32 on a
+ * scalar fp32 kernel that adds every bias on load. cu_seqlens (S + 1) on
  * the device; max_seqlen at least the longest sequence; qkv, bias, out
  * 16-byte aligned.
  */
 cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
                            int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype, cudaStream_t stream);
 
+/* The same on the first tensor-core kernel (WMMA; q, k, v + bias rounded to
+ * the dtype on load), for comparison and as a fallback; the scalar kernel
+ * where attention_cuda uses it. */
+cudaError_t attention_wmma_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
+                                int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype, cudaStream_t stream);
+
 /* The same, always on the scalar kernel (tests and bench/kernels compare
- * the two paths). */
+ * the paths). */
 cudaError_t attention_scalar_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
                                   int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
                                   cudaStream_t stream);
 
-/* 1 when attention_cuda runs (dtype, HS) on tensor cores. */
+/* 1 when attention_cuda (and attention_wmma_cuda) run (dtype, HS) on tensor cores. */
 int attention_uses_tensor_cores(ember_dtype dtype, int32_t HS);
 
 #ifdef __cplusplus

@@ -4,6 +4,8 @@
 #define EMBER_KERNELS_MATMUL_CUH
 
 #include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ember.h"
@@ -18,6 +20,19 @@ extern "C" {
  * handle carries the stream and the workspace (set once at creation). */
 cublasStatus_t matmul_cuda(void *out, const void *inp, const void *w, int32_t T, int32_t K, int32_t N,
                            ember_dtype dtype, cublasHandle_t handle);
+
+/* The same through cuBLASLt, the algorithm chosen once per (K, N, dtype and
+ * T rounded up to a power of two) and cached: with tune 0 the heuristic's
+ * first for that T (deterministic), with tune 1 the fastest of its first
+ * eight, timed on the first call's data (that call waits for the stream; the
+ * choice may differ between runs, and so may the last bits of the results).
+ * Shapes without an Lt algorithm go to matmul_cuda on `blas`, which must use
+ * the same stream and workspace. Not thread-safe: one per backend. */
+typedef struct matmul_lt matmul_lt;
+cublasStatus_t matmul_lt_create(matmul_lt **out, cublasHandle_t blas, void *workspace, size_t ws_bytes, int tune);
+void matmul_lt_destroy(matmul_lt *m);
+cublasStatus_t matmul_lt_cuda(matmul_lt *m, void *out, const void *inp, const void *w, int32_t T, int32_t K,
+                              int32_t N, ember_dtype dtype, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

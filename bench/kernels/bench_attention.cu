@@ -1,9 +1,12 @@
 /* Fused attention over packed sequences, timed.
  *
  *   bench_attention [version] [fp32|fp16|bf16]
- *   version 1: the library's choice (kernels/attention.cu): tensor cores
- *              (WMMA, online softmax) for fp16 / bf16 with HS 32 or 64
- *   version 2: the scalar fp32 kernel (one warp per query row)
+ *   version 1: the library's choice, attention_cuda (kernels/attention.cu):
+ *              mma.sync, S / P / O in registers, cp.async double buffering
+ *              for fp16 / bf16 with HS 32 or 64; the scalar kernel otherwise
+ *   version 2: attention_wmma_cuda: the first tensor-core kernel (WMMA,
+ *              scores and O through shared memory)
+ *   version 3: the scalar fp32 kernel (one warp per query row)
  * Reported in TFLOP/s of the two products (4 L^2 HS per head and sequence). */
 #include "attention.cuh"
 #include "bench_common.cuh"
@@ -45,38 +48,48 @@ int main(int argc, char **argv) {
             bench_tensor qkv, bias;
             bench_tensor_random(qkv, (size_t)T * 3 * C, -2, 2, dt);
             bench_tensor_random(bias, (size_t)3 * C, -0.5f, 0.5f, dt);
-            /* The scalar kernel adds the bias in fp32, as the CPU does; the
-             * tensor-core kernel's operands are q, k, v + bias rounded to the
-             * dtype: its reference takes exactly those (see tests/cuda). */
-            std::vector<float> ref((size_t)T * C), ref_tc((size_t)T * C);
+            /* Each kernel is held to the CPU on the operands it multiplies
+             * (see tests/cuda/test_cuda_kernels.c, attention_reference):
+             * the scalar kernel adds the bias in fp32; wmma rounds q, k, v +
+             * bias to the dtype; mma rounds q + b_q, takes k and v as
+             * stored and adds b_v to the output. */
+            std::vector<float> ref((size_t)T * C), ref_wmma((size_t)T * C), ref_mma((size_t)T * C);
             attention_cpu(ref.data(), qkv.host.data(), bias.host.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
             const bool tc = attention_uses_tensor_cores(dt, sh.HS);
             if (tc) {
                 std::vector<float> rounded((size_t)T * 3 * C), zero((size_t)3 * C, 0.0f);
                 for (size_t i = 0; i < rounded.size(); i++)
                     rounded[i] = dtype_round(qkv.host[i] + bias.host[i % (3 * C)], dt);
-                attention_cpu(ref_tc.data(), rounded.data(), zero.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
+                attention_cpu(ref_wmma.data(), rounded.data(), zero.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
+                for (size_t i = 0; i < rounded.size(); i++)
+                    if (i % (3 * C) >= (size_t)C) rounded[i] = qkv.host[i];
+                attention_cpu(ref_mma.data(), rounded.data(), zero.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
+                for (size_t i = 0; i < ref_mma.size(); i++) ref_mma[i] += bias.host[2 * C + i % C];
             }
             int32_t *d_cu = (int32_t *)bench_alloc(cu.size() * 4);
             BENCH_CHECK(cudaMemcpy(d_cu, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
             void *out = bench_alloc((size_t)T * C * dtype_size(dt));
-            for (int v = 1; v <= 2; v++) {
+            for (int v = 1; v <= 3; v++) {
                 if (only_version && only_version != v) continue;
                 auto run = [&]() {
-                    return v == 1 ? attention_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0)
-                                  : attention_scalar_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS,
-                                                          dt, 0);
+                    switch (v) {
+                    case 1: return attention_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0);
+                    case 2:
+                        return attention_wmma_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0);
+                    default:
+                        return attention_scalar_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt,
+                                                     0);
+                    }
                 };
                 BENCH_CHECK(cudaMemset(out, 0xff, (size_t)T * C * dtype_size(dt)));
                 BENCH_CHECK(run());
                 char what[80];
                 snprintf(what, sizeof what, "v%d %s %s", v, dtype_name(dt), sh.name);
-                if (!bench_validate(what, bench_download(out, (size_t)T * C, dt), v == 1 && tc ? ref_tc : ref, atol,
-                                    rtol))
-                    continue;
+                const std::vector<float> &r = !tc || v == 3 ? ref : v == 1 ? ref_mma : ref_wmma;
+                if (!bench_validate(what, bench_download(out, (size_t)T * C, dt), r, atol, rtol)) continue;
                 const float ms = bench_time_ms(run);
                 printf("%-8d %-5s %-24s %10.4f %10.2f%s\n", v, dtype_name(dt), sh.name, ms, flops / ms / 1e9,
-                       v == 1 && tc ? "  (tensor cores)" : "");
+                       !tc || v == 3 ? "" : v == 1 ? "  (tensor cores, mma.sync)" : "  (tensor cores, wmma)");
             }
             cudaFree(out);
             cudaFree(d_cu);

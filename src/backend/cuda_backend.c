@@ -33,11 +33,42 @@
 /* cuBLAS's workspace: what NVIDIA recommends for Hopper (32 MiB). */
 #define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 
+/* EMBER_CUDA_PROFILE=1: each op timed with CUDA events, summed per op over
+ * the backend's life and printed to stderr when it is destroyed. */
+enum {
+    PROF_UPLOAD,
+    PROF_EMBED,
+    PROF_QKV,
+    PROF_ATTENTION,
+    PROF_ATT_OUT,
+    PROF_LN1,
+    PROF_FFN_UP,
+    PROF_ACT,
+    PROF_FFN_DOWN,
+    PROF_LN2,
+    PROF_OUTPUT,
+    PROF_N
+};
+static const char *const PROF_NAMES[PROF_N] = {
+    "batch upload",    "embedding + LayerNorm",       "QKV projection (cuBLAS)", "attention",
+    "attention output projection (cuBLAS)", "bias + residual + LayerNorm 1", "FFN up (cuBLAS)",
+    "bias + activation", "FFN down (cuBLAS)", "bias + residual + LayerNorm 2", "pooling / output"};
+
 typedef struct {
     backend base;
     bert_config cfg;
     int device;
     int sync_each_op; /* debug: synchronise after every op so a fault names its op */
+    int attn_wmma;     /* EMBER_CUDA_ATTENTION=wmma: the first tensor-core attention kernel */
+    matmul_lt *lt;     /* EMBER_CUDA_GEMM=lt | lt-tune: the projections through cuBLASLt (else cublasGemmEx) */
+    int32_t ffn_chunk; /* EMBER_CUDA_FFN_CHUNK=N: FFN up, activation and down over N tokens at a time, so that
+                          the (N, FF) intermediate can stay in L2; 0: all T at once */
+    /* EMBER_CUDA_PROFILE */
+    cudaEvent_t *prof_ev;
+    int *prof_op;
+    int prof_cap, prof_n;
+    double prof_ms[PROF_N];
+    int64_t prof_forwards, prof_tokens;
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_ws;
@@ -106,6 +137,50 @@ static ember_status hook_tensor(cuda_backend *cb, const char *name, int layer, c
     return EMBER_OK;
 }
 
+/* One projection, out (T, N) = inp (T, K) @ w^T, on the backend's choice of path. */
+static cublasStatus_t gemm(cuda_backend *cb, void *out, const void *inp, const void *w, int32_t T, int32_t K,
+                           int32_t N) {
+    if (cb->lt) return matmul_lt_cuda(cb->lt, out, inp, w, T, K, N, cb->base.dtype, cb->stream);
+    return matmul_cuda(out, inp, w, T, K, N, cb->base.dtype, cb->blas);
+}
+
+/* Mark the start of op `op` (profiling only): the span runs to the next mark. */
+static void prof_mark(cuda_backend *cb, int op) {
+    if (!cb->prof_ev || cb->prof_n >= cb->prof_cap) return;
+    cudaEventRecord(cb->prof_ev[cb->prof_n], cb->stream);
+    cb->prof_op[cb->prof_n++] = op;
+}
+
+/* After the forward's last synchronisation: add each span to its op (a span
+ * that starts at an end mark, PROF_N, is host time and not counted). */
+static void prof_collect(cuda_backend *cb, int32_t T) {
+    if (!cb->prof_ev || cb->prof_n < 2) return;
+    cudaEventSynchronize(cb->prof_ev[cb->prof_n - 1]);
+    for (int i = 0; i + 1 < cb->prof_n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, cb->prof_ev[i], cb->prof_ev[i + 1]) == cudaSuccess)
+            if (cb->prof_op[i] < PROF_N) cb->prof_ms[cb->prof_op[i]] += ms;
+    }
+    (void)cudaGetLastError();
+    cb->prof_forwards++;
+    cb->prof_tokens += T;
+}
+
+static void prof_report(const cuda_backend *cb) {
+    double total = 0;
+    for (int i = 0; i < PROF_N; i++) total += cb->prof_ms[i];
+    if (cb->prof_forwards == 0 || total <= 0) return;
+    fprintf(stderr, "ember CUDA profile (%s, %s, %lld forwards, %lld tokens, %.1f ms on the GPU: %.2f M tokens/s%s%s):\n",
+            cb->base.name, cb->base.dtype == EMBER_DTYPE_FP16 ? "fp16" : cb->base.dtype == EMBER_DTYPE_BF16 ? "bf16" : "fp32",
+            (long long)cb->prof_forwards, (long long)cb->prof_tokens, total, cb->prof_tokens / total / 1e3,
+            cb->attn_wmma ? ", wmma attention" : "", cb->ffn_chunk ? ", FFN in chunks" : "");
+    if (cb->lt) fprintf(stderr, "  (projections through cuBLASLt)\n");
+    for (int i = 0; i < PROF_N; i++)
+        if (cb->prof_ms[i] > 0)
+            fprintf(stderr, "  %-40s %10.2f ms %6.1f%% %8.1f ns/token\n", PROF_NAMES[i], cb->prof_ms[i],
+                    100 * cb->prof_ms[i] / total, cb->prof_ms[i] * 1e6 / (double)cb->prof_tokens);
+}
+
 static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidden, float *pooled,
                                  ember_pooling pooling, int normalize) {
     cuda_backend *cb = (cuda_backend *)be;
@@ -131,26 +206,46 @@ static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidd
     /* The pinned staging buffer is rewritten below: a forward that failed
      * half-way may have left its upload queued (a no-op when idle). */
     CUDA_OP("synchronise before staging", -1, cudaStreamSynchronize(stream));
+    cb->prof_n = 0;
     cuda_batch_stage(cb->h_ints, b);
+    prof_mark(cb, PROF_UPLOAD);
     CUDA_OP("batch upload", -1,
             cudaMemcpyAsync(d_ints, cb->h_ints, cuda_batch_ints(T, S) * sizeof(int32_t), cudaMemcpyHostToDevice,
                             stream));
+    prof_mark(cb, PROF_EMBED);
     CUDA_OP("embed_layernorm", -1,
             embed_layernorm_cuda(x, d_ids, d_type, d_pos, P(cb->lay.word), P(cb->lay.pos), P(cb->lay.type),
                                  P(cb->lay.ln_w), P(cb->lay.ln_b), c->ln_eps, T, C, dt, stream));
     if (be->hook && (st = hook_tensor(cb, "embeddings", -1, x, T))) return st;
 
+    const size_t es = dt == EMBER_DTYPE_FP32 ? 4 : 2;
+    const int32_t chunk = cb->ffn_chunk > 0 && cb->ffn_chunk < T ? cb->ffn_chunk : T;
     for (int32_t l = 0; l < c->L; l++) {
         const cuda_layer_offsets *o = &cb->lay.layers[l];
-        BLAS_OP("QKV projection", l, matmul_cuda(qkv, x, P(o->wqkv), T, C, 3 * C, dt, cb->blas));
-        CUDA_OP("attention", l, attention_cuda(att, qkv, P(o->bqkv), d_cu, S, max_seqlen, c->NH, c->HS, dt, stream));
-        BLAS_OP("attention output projection", l, matmul_cuda(tmp, att, P(o->wo), T, C, C, dt, cb->blas));
+        prof_mark(cb, PROF_QKV);
+        BLAS_OP("QKV projection", l, gemm(cb, qkv, x, P(o->wqkv), T, C, 3 * C));
+        prof_mark(cb, PROF_ATTENTION);
+        CUDA_OP("attention", l,
+                (cb->attn_wmma ? attention_wmma_cuda : attention_cuda)(att, qkv, P(o->bqkv), d_cu, S, max_seqlen,
+                                                                       c->NH, c->HS, dt, stream));
+        prof_mark(cb, PROF_ATT_OUT);
+        BLAS_OP("attention output projection", l, gemm(cb, tmp, att, P(o->wo), T, C, C));
+        prof_mark(cb, PROF_LN1);
         CUDA_OP("attention bias_residual_layernorm", l,
                 bias_residual_layernorm_cuda(x, tmp, P(o->bo), x, P(o->ln1_w), P(o->ln1_b), c->ln_eps, T, C, dt,
                                              stream));
-        BLAS_OP("FFN up projection", l, matmul_cuda(ff, x, P(o->w1), T, C, FF, dt, cb->blas));
-        CUDA_OP("bias_act", l, bias_act_cuda(ff, ff, P(o->b1), c->act, T, FF, dt, stream));
-        BLAS_OP("FFN down projection", l, matmul_cuda(tmp, ff, P(o->w2), T, FF, C, dt, cb->blas));
+        for (int32_t t0 = 0; t0 < T; t0 += chunk) {
+            const int32_t n = T - t0 < chunk ? T - t0 : chunk;
+            prof_mark(cb, PROF_FFN_UP);
+            BLAS_OP("FFN up projection", l,
+                    gemm(cb, ff, (uint8_t *)x + (size_t)t0 * C * es, P(o->w1), n, C, FF));
+            prof_mark(cb, PROF_ACT);
+            CUDA_OP("bias_act", l, bias_act_cuda(ff, ff, P(o->b1), c->act, n, FF, dt, stream));
+            prof_mark(cb, PROF_FFN_DOWN);
+            BLAS_OP("FFN down projection", l,
+                    gemm(cb, (uint8_t *)tmp + (size_t)t0 * C * es, ff, P(o->w2), n, FF, C));
+        }
+        prof_mark(cb, PROF_LN2);
         CUDA_OP("FFN bias_residual_layernorm", l,
                 bias_residual_layernorm_cuda(x, tmp, P(o->b2), x, P(o->ln2_w), P(o->ln2_b), c->ln_eps, T, C, dt,
                                              stream));
@@ -158,7 +253,10 @@ static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidd
     }
 #undef P
 
+    /* Profiling: each synchronisation is preceded by an end mark (PROF_N),
+     * so that the host's time between copies is never in a span. */
     if (hidden) {
+        prof_mark(cb, PROF_OUTPUT);
         const void *src = x;
         if (dt != EMBER_DTYPE_FP32) {
             CUDA_OP("hidden state conversion", -1, convert_to_f32_cuda(out32, x, (int64_t)T * C, dt, stream));
@@ -166,17 +264,24 @@ static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidd
         }
         CUDA_OP("hidden state download", -1,
                 cudaMemcpyAsync(cb->h_out, src, (size_t)T * C * sizeof(float), cudaMemcpyDeviceToHost, stream));
+        prof_mark(cb, PROF_N);
         CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
         memcpy(hidden, cb->h_out, (size_t)T * C * sizeof(float));
     }
     if (pooled) {
+        prof_mark(cb, PROF_OUTPUT);
         CUDA_OP("pool", -1, pool_cuda(out32, x, d_cu, S, C, pooling, normalize, dt, stream));
         CUDA_OP("pooled vector download", -1,
                 cudaMemcpyAsync(cb->h_out, out32, (size_t)S * C * sizeof(float), cudaMemcpyDeviceToHost, stream));
+        prof_mark(cb, PROF_N);
         CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
         memcpy(pooled, cb->h_out, (size_t)S * C * sizeof(float));
     }
-    if (!hidden && !pooled) CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
+    if (!hidden && !pooled) {
+        prof_mark(cb, PROF_N);
+        CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
+    }
+    prof_collect(cb, T);
     return EMBER_OK;
 }
 
@@ -185,6 +290,13 @@ static void cuda_destroy(backend *be) {
     if (!cb) return;
     cudaSetDevice(cb->device);
     if (cb->stream) cudaStreamSynchronize(cb->stream);
+    if (cb->prof_ev) {
+        prof_report(cb);
+        for (int i = 0; i < cb->prof_cap; i++) cudaEventDestroy(cb->prof_ev[i]);
+        free(cb->prof_ev);
+        free(cb->prof_op);
+    }
+    if (cb->lt) matmul_lt_destroy(cb->lt);
     if (cb->blas) cublasDestroy(cb->blas);
     if (cb->blas_ws) cudaFree(cb->blas_ws);
     if (cb->params) cudaFree(cb->params);
@@ -255,6 +367,11 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
 #else
     cb->sync_each_op = !(sync_env && strcmp(sync_env, "0") == 0);
 #endif
+    const char *attn_env = getenv("EMBER_CUDA_ATTENTION");
+    cb->attn_wmma = attn_env && strcmp(attn_env, "wmma") == 0;
+    const char *chunk_env = getenv("EMBER_CUDA_FFN_CHUNK");
+    cb->ffn_chunk = chunk_env ? (int32_t)atoi(chunk_env) : 0;
+    if (cb->ffn_chunk < 0) cb->ffn_chunk = 0;
     uint8_t *host_slab = NULL;
     struct cudaDeviceProp prop;
     if ((e = cudaSetDevice(device_index)) != cudaSuccess ||
@@ -284,6 +401,13 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
         (bs = cublasSetWorkspace(cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES)) != CUBLAS_STATUS_SUCCESS ||
         (bs = cublasSetMathMode(cb->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
         *st = ember_fail(EMBER_ERR_BACKEND, "cuBLAS setup failed: %s", blas_status_name(bs));
+        goto fail;
+    }
+    const char *gemm_env = getenv("EMBER_CUDA_GEMM");
+    if (gemm_env && (strcmp(gemm_env, "lt") == 0 || strcmp(gemm_env, "lt-tune") == 0) &&
+        (bs = matmul_lt_create(&cb->lt, cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES,
+                               strcmp(gemm_env, "lt-tune") == 0)) != CUBLAS_STATUS_SUCCESS) {
+        *st = ember_fail(EMBER_ERR_BACKEND, "cuBLASLt initialisation failed: %s", blas_status_name(bs));
         goto fail;
     }
 
@@ -317,6 +441,25 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
         (*st = device_alloc((void **)&cb->h_out, (size_t)max_tokens * cfg->C * sizeof(float), "the output buffer",
                             device_index, 1)))
         goto fail;
+
+    const char *prof_env = getenv("EMBER_CUDA_PROFILE");
+    if (prof_env && *prof_env && strcmp(prof_env, "0") != 0) {
+        /* marks per forward: upload, embed, 5 per layer plus 3 per FFN
+         * chunk, and at most two (output, end) per copy back */
+        const int32_t chunks = cb->ffn_chunk > 0 ? (max_tokens + cb->ffn_chunk - 1) / cb->ffn_chunk : 1;
+        const int cap = 6 + cfg->L * (5 + 3 * chunks);
+        cb->prof_ev = calloc((size_t)cap, sizeof *cb->prof_ev);
+        cb->prof_op = calloc((size_t)cap, sizeof *cb->prof_op);
+        if (!cb->prof_ev || !cb->prof_op) {
+            *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+            goto fail;
+        }
+        for (; cb->prof_cap < cap; cb->prof_cap++)
+            if ((e = cudaEventCreate(&cb->prof_ev[cb->prof_cap])) != cudaSuccess) {
+                *st = cuda_fail("profiling event creation", -1, e);
+                goto fail;
+            }
+    }
 
     cb->base.forward = cuda_forward;
     cb->base.destroy = cuda_destroy;

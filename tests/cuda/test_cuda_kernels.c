@@ -280,10 +280,10 @@ Test(cuda_kernels, bias_act) {
 
 /* ---- attention ---------------------------------------------------------------------- */
 
-/* Tolerance of attention. The tensor-core kernel rounds q, k, v (bias
- * added) and the probabilities to the dtype before its two products; the
- * reference it is held to rounds q, k, v the same way (see
- * attention_reference), so what is left is P's rounding and the output's. */
+/* Tolerance of attention. The tensor-core kernels round their operands and
+ * the probabilities to the dtype before the two products; the reference each
+ * is held to rounds its operands the same way (see attention_reference), so
+ * what is left is P's rounding and the output's. */
 static tolerance tol_attention(ember_dtype dt) {
     switch (dt) {
     case EMBER_DTYPE_FP16: return (tolerance){3e-3f, 3e-3f};
@@ -292,30 +292,50 @@ static tolerance tol_attention(ember_dtype dt) {
     }
 }
 
-/* The CPU reference for the kernel attention_cuda picks: for the
- * tensor-core kernel, q, k and v with their bias added and rounded to the
- * dtype (the operands the tensor cores take) and no bias; for the scalar
- * kernel, which adds the bias in fp32, qkv and bias as they are. Without
- * this a score's rounding (|s| * 2^-11 in fp16, 2^-8 in bf16) would move
- * the softmax by more than any useful tolerance. */
+/* The three attention kernels, each with its own arithmetic. */
+typedef enum { ATT_MMA, ATT_WMMA, ATT_SCALAR } attention_kernel;
+static const char *const ATT_NAMES[] = {"mma", "wmma", "scalar"};
+
+/* The CPU reference for one kernel, with the operands it really multiplies:
+ * - scalar: qkv and bias as they are (it adds the bias in fp32);
+ * - wmma: q, k, v with their bias added, rounded to the dtype, no bias;
+ * - mma: q + b_q rounded to the dtype, k and v as stored, no bias, and b_v
+ *   added to the output (the softmax cancels b_k; the probabilities sum to 1).
+ * Without this a score's rounding (|s| * 2^-11 in fp16, 2^-8 in bf16) would
+ * move the softmax by more than any useful tolerance. */
 static float *attention_reference(const float *qkv, const float *bias, const int32_t *cu, int32_t S, int32_t max_len,
-                                  int32_t NH, int32_t HS, ember_dtype dt, int tensor_cores) {
+                                  int32_t NH, int32_t HS, ember_dtype dt, attention_kernel kernel) {
     const int32_t C = NH * HS, T = cu[S];
     float *ref = malloc((size_t)T * C * sizeof *ref);
     cr_assert(ref);
-    if (!tensor_cores) {
+    if (kernel == ATT_SCALAR) {
         attention_cpu(ref, qkv, bias, cu, S, max_len, NH, HS);
         return ref;
     }
     float *rounded = malloc((size_t)T * 3 * C * sizeof *rounded), *zero = calloc((size_t)3 * C, sizeof *zero);
     cr_assert(rounded && zero);
     for (int32_t t = 0; t < T; t++)
-        for (int32_t j = 0; j < 3 * C; j++)
-            rounded[(size_t)t * 3 * C + j] = dtype_round(qkv[(size_t)t * 3 * C + j] + bias[j], dt);
+        for (int32_t j = 0; j < 3 * C; j++) {
+            const float x = qkv[(size_t)t * 3 * C + j];
+            rounded[(size_t)t * 3 * C + j] = kernel == ATT_MMA && j >= C ? x : dtype_round(x + bias[j], dt);
+        }
     attention_cpu(ref, rounded, zero, cu, S, max_len, NH, HS);
+    if (kernel == ATT_MMA)
+        for (int32_t t = 0; t < T; t++)
+            for (int32_t j = 0; j < C; j++) ref[(size_t)t * C + j] += bias[2 * C + j];
     free(rounded);
     free(zero);
     return ref;
+}
+
+static cudaError_t run_attention(attention_kernel kernel, void *out, const void *qkv, const void *bias,
+                                 const int32_t *cu, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS,
+                                 ember_dtype dt) {
+    switch (kernel) {
+    case ATT_MMA: return attention_cuda(out, qkv, bias, cu, S, max_seqlen, NH, HS, dt, 0);
+    case ATT_WMMA: return attention_wmma_cuda(out, qkv, bias, cu, S, max_seqlen, NH, HS, dt, 0);
+    default: return attention_scalar_cuda(out, qkv, bias, cu, S, max_seqlen, NH, HS, dt, 0);
+    }
 }
 
 Test(cuda_kernels, attention) {
@@ -338,27 +358,25 @@ Test(cuda_kernels, attention) {
                 float *qkv = random_values((size_t)T * 3 * C, -2, 2, dt);
                 float *bias = random_values((size_t)3 * C, -0.5f, 0.5f, dt);
                 const int tc = attention_uses_tensor_cores(dt, HS);
-                float *ref_scalar = attention_reference(qkv, bias, cu, S, max_len, NH, HS, dt, 0);
-                float *ref_tc = tc ? attention_reference(qkv, bias, cu, S, max_len, NH, HS, dt, 1) : ref_scalar;
                 void *d_qkv = dev_from_f32(qkv, (size_t)T * 3 * C, dt), *d_bias = dev_from_f32(bias, (size_t)3 * C, dt),
                      *d_out = dev_alloc((size_t)T * C * es);
                 int32_t *d_cu = dev_ints(cu, (size_t)S + 1);
-                for (int path = 0; path < 2; path++) {
+                for (int kernel = ATT_MMA; kernel <= ATT_SCALAR; kernel++) {
+                    /* without tensor cores, mma and wmma fall back to the scalar kernel */
+                    const attention_kernel runs_as = tc ? (attention_kernel)kernel : ATT_SCALAR;
+                    float *ref = attention_reference(qkv, bias, cu, S, max_len, NH, HS, dt, runs_as);
                     /* max_seqlen only bounds the grid: a larger one must not change anything */
                     const int32_t max_seqlen = k == 4 /* mixed lengths */ ? max_len + 5 : max_len;
                     dev_poison(d_out, (size_t)T * C * es);
-                    if (path == 0)
-                        CHECK_CUDA(attention_cuda(d_out, d_qkv, d_bias, d_cu, S, max_seqlen, NH, HS, dt, 0));
-                    else
-                        CHECK_CUDA(attention_scalar_cuda(d_out, d_qkv, d_bias, d_cu, S, max_seqlen, NH, HS, dt, 0));
+                    CHECK_CUDA(run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, d_cu, S, max_seqlen, NH,
+                                             HS, dt));
                     float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
                     char what[200];
-                    const int on_tc = path == 0 && tc;
-                    snprintf(what, sizeof what, "attention (%s kernel) %s NH=%d HS=%d, %s (S=%d, T=%d)",
-                             on_tc ? "tensor-core" : "scalar", dtype_name(dt), NH, HS, set, S, T);
-                    if (count_mismatches(what, got, on_tc ? ref_tc : ref_scalar, (size_t)T * C, tol.atol, tol.rtol))
-                        failures++;
+                    snprintf(what, sizeof what, "attention (%s entry, %s kernel) %s NH=%d HS=%d, %s (S=%d, T=%d)",
+                             ATT_NAMES[kernel], ATT_NAMES[runs_as], dtype_name(dt), NH, HS, set, S, T);
+                    if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
                     free(got);
+                    free(ref);
                 }
                 cudaFree(d_qkv);
                 cudaFree(d_bias);
@@ -366,8 +384,6 @@ Test(cuda_kernels, attention) {
                 cudaFree(d_cu);
                 free(qkv);
                 free(bias);
-                if (ref_tc != ref_scalar) free(ref_tc);
-                free(ref_scalar);
                 free(cu);
                 free(lens);
             }
@@ -401,13 +417,16 @@ Test(cuda_kernels, attention_late_maximum) {
         void *d_qkv = dev_from_f32(qkv, (size_t)T * 3 * C, dt), *d_bias = dev_from_f32(bias, (size_t)3 * C, dt),
              *d_out = dev_alloc((size_t)T * C * dtype_size(dt));
         int32_t *d_cu = dev_ints(cu, 4);
-        dev_poison(d_out, (size_t)T * C * dtype_size(dt));
-        CHECK_CUDA(attention_cuda(d_out, d_qkv, d_bias, d_cu, 3, max_len, NH, HS, dt, 0));
-        float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
-        char what[120];
-        snprintf(what, sizeof what, "attention with the maximum in the last key tile, %s", dtype_name(dt));
-        if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
-        free(got);
+        for (int kernel = ATT_MMA; kernel <= ATT_SCALAR; kernel++) {
+            dev_poison(d_out, (size_t)T * C * dtype_size(dt));
+            CHECK_CUDA(run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, d_cu, 3, max_len, NH, HS, dt));
+            float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
+            char what[120];
+            snprintf(what, sizeof what, "attention (%s) with the maximum in the last key tile, %s", ATT_NAMES[kernel],
+                     dtype_name(dt));
+            if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
+            free(got);
+        }
         free(ref);
         free(qkv);
         free(bias);
@@ -477,6 +496,14 @@ Test(cuda_kernels, matmul) {
     const int32_t shapes[][3] = {{1, 64, 192}, {17, 384, 1152}, {513, 768, 3072}, {100, 3072, 768}, {7, 136, 40}};
     cublasHandle_t handle;
     cr_assert_eq(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+    /* cuBLASLt, with the heuristic's choice and tuned (the workspace the backend gives it) */
+    const size_t ws_bytes = (size_t)32 << 20;
+    void *ws = dev_alloc(ws_bytes);
+    cr_assert_eq(cublasSetWorkspace(handle, ws, ws_bytes), CUBLAS_STATUS_SUCCESS);
+    matmul_lt *lt[2];
+    for (int tune = 0; tune < 2; tune++)
+        cr_assert_eq(matmul_lt_create(&lt[tune], handle, ws, ws_bytes, tune), CUBLAS_STATUS_SUCCESS);
+    static const char *const PATHS[] = {"cublasGemmEx", "cuBLASLt", "cuBLASLt tuned"};
     int failures = 0;
     for (int di = 0; di < N_DTYPES; di++) {
         const ember_dtype dt = DTYPES[di];
@@ -489,14 +516,18 @@ Test(cuda_kernels, matmul) {
             matmul_cpu(ref, inp, w, T, K, N);
             void *d_inp = dev_from_f32(inp, (size_t)T * K, dt), *d_w = dev_from_f32(w, (size_t)N * K, dt),
                  *d_out = dev_alloc((size_t)T * N * dtype_size(dt));
-            dev_poison(d_out, (size_t)T * N * dtype_size(dt));
-            cr_assert_eq(matmul_cuda(d_out, d_inp, d_w, T, K, N, dt, handle), CUBLAS_STATUS_SUCCESS);
-            float *got = host_f32_from_dev(d_out, (size_t)T * N, dt);
-            char what[120];
-            snprintf(what, sizeof what, "matmul %s T=%d K=%d N=%d", dtype_name(dt), T, K, N);
-            /* |ref| is about sqrt(K / 9): scale the absolute part with it */
-            if (count_mismatches(what, got, ref, (size_t)T * N, rtol * sqrtf((float)K) / 3, rtol)) failures++;
-            free(got);
+            for (int path = 0; path < 3; path++) {
+                dev_poison(d_out, (size_t)T * N * dtype_size(dt));
+                const cublasStatus_t bs = path == 0 ? matmul_cuda(d_out, d_inp, d_w, T, K, N, dt, handle)
+                                                    : matmul_lt_cuda(lt[path - 1], d_out, d_inp, d_w, T, K, N, dt, 0);
+                cr_assert_eq(bs, CUBLAS_STATUS_SUCCESS, "%s: status %d", PATHS[path], (int)bs);
+                float *got = host_f32_from_dev(d_out, (size_t)T * N, dt);
+                char what[120];
+                snprintf(what, sizeof what, "matmul (%s) %s T=%d K=%d N=%d", PATHS[path], dtype_name(dt), T, K, N);
+                /* |ref| is about sqrt(K / 9): scale the absolute part with it */
+                if (count_mismatches(what, got, ref, (size_t)T * N, rtol * sqrtf((float)K) / 3, rtol)) failures++;
+                free(got);
+            }
             free(ref);
             free(inp);
             free(w);
@@ -505,7 +536,9 @@ Test(cuda_kernels, matmul) {
             cudaFree(d_out);
         }
     }
+    for (int tune = 0; tune < 2; tune++) matmul_lt_destroy(lt[tune]);
     cublasDestroy(handle);
+    cudaFree(ws);
     cr_assert_eq(failures, 0, "%d matmul cases failed (see the log)", failures);
 }
 

@@ -178,6 +178,41 @@ Test(cuda_model, tiny_bf16_matches_cpu) { check_half(tiny_dir(), EMBER_DTYPE_BF1
 Test(cuda_model, minilm_fp16_matches_cpu) { check_half(minilm_dir(), EMBER_DTYPE_FP16, 40); }
 Test(cuda_model, minilm_bf16_matches_cpu) { check_half(minilm_dir(), EMBER_DTYPE_BF16, 40); }
 
+/* The backend's switches (environment, read when a model is loaded; each
+ * Criterion test runs in its own process): the same numbers with the first
+ * tensor-core attention kernel, with the FFN run in token chunks (sizes that
+ * cut sequences and batches anywhere), and with per-op profiling on. */
+Test(cuda_model, minilm_fp16_wmma_attention_matches_cpu) {
+    setenv("EMBER_CUDA_ATTENTION", "wmma", 1);
+    check_half(minilm_dir(), EMBER_DTYPE_FP16, 40);
+}
+Test(cuda_model, tiny_fp32_ffn_in_chunks_matches_cpu) {
+    setenv("EMBER_CUDA_FFN_CHUNK", "37", 1);
+    check_fp32(tiny_dir(), 50, 0);
+    check_fp32(tiny_dir(), 50, 100);
+}
+Test(cuda_model, minilm_bf16_ffn_in_chunks_matches_cpu) {
+    setenv("EMBER_CUDA_FFN_CHUNK", "100", 1);
+    check_half(minilm_dir(), EMBER_DTYPE_BF16, 40);
+}
+Test(cuda_model, tiny_fp32_cublaslt_matches_cpu) {
+    setenv("EMBER_CUDA_GEMM", "lt", 1);
+    check_fp32(tiny_dir(), 50, 0);
+    check_fp32(tiny_dir(), 50, 100);
+}
+Test(cuda_model, minilm_fp16_cublaslt_matches_cpu) {
+    setenv("EMBER_CUDA_GEMM", "lt", 1);
+    check_half(minilm_dir(), EMBER_DTYPE_FP16, 40);
+}
+Test(cuda_model, minilm_bf16_cublaslt_tuned_matches_cpu) {
+    setenv("EMBER_CUDA_GEMM", "lt-tune", 1);
+    check_half(minilm_dir(), EMBER_DTYPE_BF16, 40);
+}
+Test(cuda_model, tiny_fp16_profiled_matches_cpu) {
+    setenv("EMBER_CUDA_PROFILE", "1", 1);
+    check_half(tiny_dir(), EMBER_DTYPE_FP16, 50);
+}
+
 /* ---- layer by layer (the debug hook) -------------------------------------------------------- */
 
 typedef struct {

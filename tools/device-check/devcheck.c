@@ -307,10 +307,13 @@ static int cmd_bench_ids(const options *o) {
         passes++;
     }
     const double tokens = (double)o->len * o->count * passes;
-    printf("{\"engine\": \"ember\", \"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"input\": \"ids of %d "
+    /* EMBER_DEVCHECK_ENGINE names a variant of the backend (its switches
+     * are environment variables: EMBER_CUDA_ATTENTION, EMBER_CUDA_FFN_CHUNK) */
+    const char *engine = getenv("EMBER_DEVCHECK_ENGINE");
+    printf("{\"engine\": \"%s\", \"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"input\": \"ids of %d "
            "tokens\", \"batch\": %d, \"threads\": 1, \"texts\": %d, \"tokens\": %lld, \"passes\": %d, \"seconds\": "
            "%.4f, \"tokens_per_s\": %.1f, \"sentences_per_s\": %.1f}\n",
-           info.name, info.device_name, dtype_str(info.dtype), o->len, o->count, o->count,
+           engine && *engine ? engine : "ember", info.name, info.device_name, dtype_str(info.dtype), o->len, o->count, o->count,
            (long long)o->len * o->count, passes, elapsed, tokens / elapsed, (double)o->count * passes / elapsed);
     ember_model_free(m);
     return 0;

@@ -1,0 +1,344 @@
+/* The mma.sync attention kernel (kernels/attention_mma.inc) on the CPU.
+ *
+ * The kernel's body is compiled here for the host, with each warp-wide
+ * instruction it uses emulated as the PTX ISA defines it: a block runs as
+ * one thread per lane, and ldmatrix, mma.m16n8k16 and shfl.xor exchange
+ * their operands through the warp's slots between two barriers. So the
+ * fragment layouts, the index arithmetic over packed sequences, the masking
+ * of the last key tile and the online softmax are checked on every machine,
+ * GPU or not (label cpu); test_cuda_kernels checks the real instructions.
+ *
+ * The emulation also checks what the hardware would not report: every
+ * ldmatrix row address 16-byte aligned and inside the block's shared memory,
+ * every cp.async inside it, every warp-wide instruction reached by all 32
+ * lanes (a divergent one deadlocks: the barrier gives up after 60 s and the
+ * test fails). Shared memory starts as 0xff bytes (NaN in fp16 and bf16). */
+#include <criterion/criterion.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include "backend/cpu_ops.h"
+#include "backend/cuda_layout.h"
+#include "cuda_test_util.h"
+}
+
+/* ---- the emulated block ------------------------------------------------------------ */
+
+namespace {
+
+class emu_barrier {
+  public:
+    explicit emu_barrier(int n) : n_(n) {}
+    void wait() {
+        std::unique_lock<std::mutex> lock(mu_);
+        const unsigned gen = gen_;
+        if (++count_ == n_) {
+            count_ = 0;
+            gen_++;
+            cv_.notify_all();
+            return;
+        }
+        if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return gen_ != gen; })) {
+            fprintf(stderr, "emulator: a barrier of %d threads timed out with %d arrived: a warp-wide instruction or "
+                            "__syncthreads not reached by every thread\n",
+                    n_, count_);
+            abort();
+        }
+    }
+
+  private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int n_, count_ = 0;
+    unsigned gen_ = 0;
+};
+
+struct emu_warp {
+    emu_barrier bar{32};
+    const void *ptr[32];
+    uint32_t a[32][4], b[32][2];
+    float f[32];
+};
+
+struct emu_block {
+    explicit emu_block(int nw, size_t smem_bytes) : bar(nw * 32), warps(nw), smem(smem_bytes, 0xff) {}
+    emu_barrier bar;
+    std::vector<emu_warp> warps;
+    std::vector<unsigned char> smem;
+};
+
+thread_local emu_block *tl_block;
+thread_local int tl_tid;
+
+emu_warp &cur_warp() { return tl_block->warps[tl_tid / 32]; }
+int cur_lane() { return tl_tid % 32; }
+
+void emu_fail(const char *what) {
+    fprintf(stderr, "emulator: thread %d: %s\n", tl_tid, what);
+    abort();
+}
+
+/* p .. p + bytes inside the block's shared memory, 16-byte aligned */
+void check_smem(const void *p, size_t bytes, const char *what) {
+    const unsigned char *c = static_cast<const unsigned char *>(p), *base = tl_block->smem.data();
+    if (c < base || c + bytes > base + tl_block->smem.size()) emu_fail(what);
+    if ((reinterpret_cast<uintptr_t>(c) - reinterpret_cast<uintptr_t>(base)) % 16 != 0) emu_fail(what);
+}
+
+template <typename D> float bits_to_f32(uint16_t bits);
+template <> float bits_to_f32<__half>(uint16_t bits) {
+    __half v;
+    memcpy((void *)&v, &bits, 2);
+    return __half2float(v);
+}
+template <> float bits_to_f32<__nv_bfloat16>(uint16_t bits) {
+    __nv_bfloat16 v;
+    memcpy((void *)&v, &bits, 2);
+    return __bfloat162float(v);
+}
+
+} // namespace
+
+/* ---- the primitives attention_mma.inc expects ---------------------------------------- */
+
+static inline float attn_to_f32(__half x) { return __half2float(x); }
+static inline float attn_to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename D> static inline D attn_from_f32(float x);
+template <> inline __half attn_from_f32<__half>(float x) { return __float2half_rn(x); }
+template <> inline __nv_bfloat16 attn_from_f32<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+template <typename D> static inline void attn_load8(float (&v)[8], const D *p) {
+    if (reinterpret_cast<uintptr_t>(p) % 16) emu_fail("attn_load8: unaligned");
+    D x[8];
+    memcpy((void *)x, p, 16);
+    for (int i = 0; i < 8; i++) v[i] = attn_to_f32(x[i]);
+}
+template <typename D> static inline void attn_store8(D *p, const float (&v)[8]) {
+    check_smem(p, 16, "attn_store8: outside shared memory or unaligned");
+    D x[8];
+    for (int i = 0; i < 8; i++) x[i] = attn_from_f32<D>(v[i]);
+    memcpy((void *)p, (const void *)x, 16);
+}
+template <typename D> static inline void attn_store2(D *p, uint32_t v) {
+    if (reinterpret_cast<uintptr_t>(p) % 4) emu_fail("attn_store2: unaligned");
+    memcpy((void *)p, &v, 4);
+}
+
+static inline void attn_ldsm_x4(uint32_t (&r)[4], const void *p) {
+    check_smem(p, 16, "ldmatrix: row address outside shared memory or unaligned");
+    emu_warp &w = cur_warp();
+    const int lane = cur_lane();
+    w.ptr[lane] = p;
+    w.bar.wait();
+    for (int i = 0; i < 4; i++) {
+        const uint16_t *row = static_cast<const uint16_t *>(w.ptr[8 * i + lane / 4]);
+        r[i] = row[2 * (lane % 4)] | (uint32_t)row[2 * (lane % 4) + 1] << 16;
+    }
+    w.bar.wait();
+}
+
+static inline void attn_ldsm_x4_t(uint32_t (&r)[4], const void *p) {
+    check_smem(p, 16, "ldmatrix.trans: row address outside shared memory or unaligned");
+    emu_warp &w = cur_warp();
+    const int lane = cur_lane();
+    w.ptr[lane] = p;
+    w.bar.wait();
+    for (int i = 0; i < 4; i++) {
+        const uint16_t *r0 = static_cast<const uint16_t *>(w.ptr[8 * i + 2 * (lane % 4)]);
+        const uint16_t *r1 = static_cast<const uint16_t *>(w.ptr[8 * i + 2 * (lane % 4) + 1]);
+        r[i] = r0[lane / 4] | (uint32_t)r1[lane / 4] << 16;
+    }
+    w.bar.wait();
+}
+
+template <typename D> static inline void attn_mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    emu_warp &w = cur_warp();
+    const int lane = cur_lane();
+    memcpy(w.a[lane], a, sizeof w.a[lane]);
+    w.b[lane][0] = b0;
+    w.b[lane][1] = b1;
+    w.bar.wait();
+    auto A = [&](int r, int k) {
+        const int l = (r % 8) * 4 + (k % 8) / 2, reg = (r >= 8) + 2 * (k >= 8);
+        return bits_to_f32<D>((uint16_t)(w.a[l][reg] >> (16 * (k % 2))));
+    };
+    auto B = [&](int k, int n) {
+        const int l = n * 4 + (k % 8) / 2, reg = k >= 8;
+        return bits_to_f32<D>((uint16_t)(w.b[l][reg] >> (16 * (k % 2))));
+    };
+    const int g = lane / 4, t = lane % 4;
+    float acc[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 16; k++) {
+        acc[0] += A(g, k) * B(k, 2 * t);
+        acc[1] += A(g, k) * B(k, 2 * t + 1);
+        acc[2] += A(g + 8, k) * B(k, 2 * t);
+        acc[3] += A(g + 8, k) * B(k, 2 * t + 1);
+    }
+    w.bar.wait();
+    for (int i = 0; i < 4; i++) d[i] += acc[i];
+}
+
+static inline float attn_shfl_xor(float v, int mask) {
+    emu_warp &w = cur_warp();
+    const int lane = cur_lane();
+    w.f[lane] = v;
+    w.bar.wait();
+    const float r = w.f[lane ^ mask];
+    w.bar.wait();
+    return r;
+}
+
+static inline void attn_block_sync() { tl_block->bar.wait(); }
+
+static inline void attn_cp_async16(void *dst, const void *src, bool valid) {
+    check_smem(dst, 16, "cp.async: destination outside shared memory or unaligned");
+    if (reinterpret_cast<uintptr_t>(src) % 16) emu_fail("cp.async: unaligned source");
+    if (valid)
+        memcpy(dst, src, 16);
+    else
+        memset(dst, 0, 16);
+}
+static inline void attn_cp_async_commit() {}
+template <int N> static inline void attn_cp_async_wait() {}
+
+static inline float attn_exp2(float x) { return exp2f(x); }
+
+#define ATTN_FN static inline /* the .inc's #pragma unroll means nothing to the host compiler (-Wno-unknown-pragmas) */
+#include "kernels/attention_mma.inc"
+#undef ATTN_FN
+
+/* ---- launching it ------------------------------------------------------------------ */
+
+template <typename D, int HS, int NW, int BK>
+static void emu_launch(D *out, const D *qkv, const D *bias, const int32_t *cu, int32_t S, int32_t max_seqlen,
+                       int32_t NH) {
+    using cfg = attn_mma_cfg<D, HS, NW, BK>;
+    const int qtiles = (max_seqlen + cfg::BQ - 1) / cfg::BQ;
+    const float scale_log2 = 1.4426950408889634f / sqrtf((float)HS);
+    for (int s = 0; s < S; s++)
+        for (int h = 0; h < NH; h++)
+            for (int qt = 0; qt < qtiles; qt++) {
+                emu_block blk(NW, cfg::smem);
+                std::vector<std::thread> threads;
+                for (int tid = 0; tid < NW * 32; tid++)
+                    threads.emplace_back([&, tid] {
+                        tl_block = &blk;
+                        tl_tid = tid;
+                        attention_mma_block<D, HS, NW, BK>(out, qkv, bias, cu, NH, scale_log2, s, h, qt, tid,
+                                                           blk.smem.data());
+                    });
+                for (auto &t : threads) t.join();
+            }
+}
+
+/* The dispatch of attention_cuda: tiles by the longest sequence. */
+template <typename D, int HS>
+static void emu_attention(D *out, const D *qkv, const D *bias, const int32_t *cu, int32_t S, int32_t max_seqlen,
+                          int32_t NH) {
+    if (max_seqlen <= 16)
+        emu_launch<D, HS, 1, 16>(out, qkv, bias, cu, S, max_seqlen, NH);
+    else if (max_seqlen <= 32)
+        emu_launch<D, HS, 2, 32>(out, qkv, bias, cu, S, max_seqlen, NH);
+    else
+        emu_launch<D, HS, 4, 64>(out, qkv, bias, cu, S, max_seqlen, NH);
+}
+
+template <typename D> static std::vector<D> to_dtype(const float *x, size_t n) {
+    std::vector<D> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = attn_from_f32<D>(x[i]);
+    return v;
+}
+
+/* The kernel's arithmetic, exactly: q + b_q rounded to the dtype, k and v as
+ * stored, then + b_v (see attention_mma.inc). */
+static float *mma_reference(const float *qkv, const float *bias, const int32_t *cu, int32_t S, int32_t max_len,
+                            int32_t NH, int32_t HS, ember_dtype dt) {
+    const int32_t C = NH * HS, T = cu[S];
+    float *ref = (float *)malloc((size_t)T * C * sizeof *ref);
+    std::vector<float> op((size_t)T * 3 * C), zero((size_t)3 * C, 0.0f);
+    for (int32_t t = 0; t < T; t++)
+        for (int32_t j = 0; j < 3 * C; j++) {
+            const float x = qkv[(size_t)t * 3 * C + j];
+            op[(size_t)t * 3 * C + j] = j < C ? dtype_round(x + bias[j], dt) : x;
+        }
+    attention_cpu(ref, op.data(), zero.data(), cu, S, max_len, NH, HS);
+    for (int32_t t = 0; t < T; t++)
+        for (int32_t j = 0; j < C; j++) ref[(size_t)t * C + j] += bias[2 * C + j];
+    return ref;
+}
+
+template <typename D, int HS>
+static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH, ember_dtype dt, int extra_grid) {
+    int32_t T, max_len;
+    int32_t *cu = cu_from_lengths(lens, S, &T, &max_len);
+    const int32_t C = NH * HS;
+    /* sharp scores now and then, so that later key tiles raise the maximum */
+    const float range = rng_int(0, 1) ? 2.0f : 6.0f;
+    float *qkv = random_values((size_t)T * 3 * C, -range, range, dt);
+    float *bias = random_values((size_t)3 * C, -0.5f, 0.5f, dt);
+    std::vector<D> d_qkv = to_dtype<D>(qkv, (size_t)T * 3 * C), d_bias = to_dtype<D>(bias, (size_t)3 * C);
+    std::vector<D> d_out((size_t)T * C);
+    memset((void *)d_out.data(), 0xff, d_out.size() * sizeof(D)); /* NaN: an element never written shows */
+    emu_attention<D, HS>(d_out.data(), d_qkv.data(), d_bias.data(), cu, S, max_len + extra_grid, NH);
+    std::vector<float> got((size_t)T * C);
+    for (size_t i = 0; i < got.size(); i++) got[i] = attn_to_f32(d_out[i]);
+    float *ref = mma_reference(qkv, bias, cu, S, max_len, NH, HS, dt);
+    char what[200];
+    snprintf(what, sizeof what, "emulated mma attention %s NH=%d HS=%d, %s (S=%d, T=%d, scores up to ~%.0f)",
+             dtype_name(dt), NH, HS, set, S, T, range * range * HS / sqrtf((float)HS));
+    const float atol = dt == EMBER_DTYPE_FP16 ? 3e-3f : 1.5e-2f, rtol = dt == EMBER_DTYPE_FP16 ? 3e-3f : 1e-2f;
+    const size_t bad = count_mismatches(what, got.data(), ref, got.size(), atol, rtol);
+    free(ref);
+    free(qkv);
+    free(bias);
+    free(cu);
+    return bad != 0;
+}
+
+/* Lengths that reach each tile configuration (longest <= 16: one warp, 16
+ * keys; <= 32: two warps, 32 keys; else four warps, 64 keys), partial and
+ * full tiles, a single token, and sequences over several key tiles. */
+static const struct {
+    const char *name;
+    int32_t S, lens[12];
+} SETS[] = {
+    {"one token", 1, {1}},
+    {"up to 16 tokens", 4, {16, 3, 9, 1}},
+    {"up to 32 tokens", 4, {32, 17, 2, 25}},
+    {"mixed lengths", 9, {1, 15, 33, 64, 65, 100, 129, 7, 48}},
+};
+
+Test(attention_emu, fp16_head_size_64) {
+    int failures = 0;
+    for (const auto &set : SETS)
+        failures += run_case<__half, 64>(set.name, set.lens, set.S, 2, EMBER_DTYPE_FP16, 0);
+    cr_assert_eq(failures, 0, "%d emulated attention cases failed (see the log)", failures);
+}
+
+Test(attention_emu, bf16_head_size_32) {
+    int failures = 0;
+    for (const auto &set : SETS)
+        failures += run_case<__nv_bfloat16, 32>(set.name, set.lens, set.S, 3, EMBER_DTYPE_BF16, 0);
+    cr_assert_eq(failures, 0, "%d emulated attention cases failed (see the log)", failures);
+}
+
+Test(attention_emu, grid_larger_than_needed) {
+    /* max_seqlen only bounds the grid: the extra query tiles must do nothing */
+    const int32_t lens[] = {70, 5, 130};
+    const int a = run_case<__half, 32>("grid over the longest", lens, 3, 1, EMBER_DTYPE_FP16, 70);
+    const int b = run_case<__nv_bfloat16, 64>("grid over the longest", lens, 3, 1, EMBER_DTYPE_BF16, 70);
+    cr_assert_eq(a + b, 0, "%d emulated attention cases failed (see the log)", a + b);
+}
