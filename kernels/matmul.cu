@@ -40,6 +40,7 @@ extern "C" cublasStatus_t matmul_cuda(void *out, const void *inp, const void *w,
 namespace {
 struct lt_entry {
     int32_t tb, K, N;
+    uint32_t align; /* the smallest alignment of the four pointers, in bytes (at most 256) */
     ember_dtype dtype;
     bool ok; /* false: no Lt algorithm for the shape; cublasGemmEx is used */
     cublasLtMatmulAlgo_t algo;
@@ -105,16 +106,25 @@ extern "C" void matmul_lt_destroy(matmul_lt *m) {
     delete m;
 }
 
-/* The algorithm for (T's bucket, K, N, dtype): the heuristic's first for the
- * bucket's largest T, or, tuning, the fastest of its first eight on this
- * call's data (timed on the stream: the first call of each shape waits). */
+/* Largest power of two (at most 256) dividing every pointer's address:
+ * cuBLASLt's heuristic assumes 256-byte aligned matrices unless told. */
+static uint32_t lt_alignment(const void *a, const void *b, const void *c) {
+    const uintptr_t x = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | 256u;
+    return (uint32_t)(x & (~x + 1));
+}
+
+/* The algorithm for (T's bucket, K, N, alignment, dtype): the heuristic's
+ * first for the bucket's largest T, or, tuning, the fastest of its first
+ * eight on this call's data (timed on the stream: the first call of each
+ * shape waits). */
 static const lt_entry *lt_choose(matmul_lt *m, void *out, const void *inp, const void *w, int32_t T, int32_t K,
                                  int32_t N, ember_dtype dtype, cudaDataType_t type, cudaStream_t stream) {
     int32_t tb = 16;
     while (tb < T) tb *= 2;
+    const uint32_t align = lt_alignment(out, inp, w);
     for (const lt_entry &e : m->cache)
-        if (e.tb == tb && e.K == K && e.N == N && e.dtype == dtype) return &e;
-    lt_entry e{tb, K, N, dtype, false, {}};
+        if (e.tb == tb && e.K == K && e.N == N && e.align == align && e.dtype == dtype) return &e;
+    lt_entry e{tb, K, N, align, dtype, false, {}};
     lt_layouts q;
     cublasLtMatmulPreference_t pref = nullptr;
     cublasLtMatmulHeuristicResult_t res[8];
@@ -124,6 +134,14 @@ static const lt_entry *lt_choose(matmul_lt *m, void *out, const void *inp, const
         cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) ==
             CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align,
+                                             sizeof align) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align,
+                                             sizeof align) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align,
+                                             sizeof align) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align,
+                                             sizeof align) == CUBLAS_STATUS_SUCCESS &&
         cublasLtMatmulAlgoGetHeuristic(m->h, m->desc, q.a, q.b, q.c, q.c, pref, m->tune ? 8 : 1, res, &n) ==
             CUBLAS_STATUS_SUCCESS &&
         n > 0) {
@@ -176,7 +194,8 @@ extern "C" cublasStatus_t matmul_lt_cuda(matmul_lt *m, void *out, const void *in
         const float alpha = 1.0f, beta = 0.0f;
         s = cublasLtMatmul(m->h, m->desc, &alpha, w, l.a, inp, l.b, &beta, out, l.c, out, l.c, &e->algo, m->ws,
                            m->ws_bytes, stream);
-        if (s != CUBLAS_STATUS_NOT_SUPPORTED) return s;
+        if (s == CUBLAS_STATUS_SUCCESS) return s;
+        /* refused (e.g. the bucket's algorithm does not take this T): cublasGemmEx */
     }
-    return matmul_cuda(out, inp, w, T, K, N, dtype, m->blas); /* no Lt algorithm (or not for this T) */
+    return matmul_cuda(out, inp, w, T, K, N, dtype, m->blas);
 }

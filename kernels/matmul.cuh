@@ -21,13 +21,15 @@ extern "C" {
 cublasStatus_t matmul_cuda(void *out, const void *inp, const void *w, int32_t T, int32_t K, int32_t N,
                            ember_dtype dtype, cublasHandle_t handle);
 
-/* The same through cuBLASLt, the algorithm chosen once per (K, N, dtype and
- * T rounded up to a power of two) and cached: with tune 0 the heuristic's
- * first for that T (deterministic), with tune 1 the fastest of its first
- * eight, timed on the first call's data (that call waits for the stream; the
- * choice may differ between runs, and so may the last bits of the results).
- * Shapes without an Lt algorithm go to matmul_cuda on `blas`, which must use
- * the same stream and workspace. Not thread-safe: one per backend. */
+/* The same through cuBLASLt, the algorithm chosen once per (K, N, dtype,
+ * the pointers' alignment and T rounded up to a power of two, the bucket)
+ * and cached: with tune 0 the heuristic's first for the bucket's largest T,
+ * used for every T in the bucket (deterministic); with tune 1 the fastest of
+ * its first eight, timed on the first call's data (that call waits for the
+ * stream; the choice may differ between runs, and so may the last bits of
+ * the results). Shapes without an Lt algorithm, and calls it refuses, go to
+ * matmul_cuda on `blas`, which must use the same stream and workspace. Not
+ * thread-safe: one per backend. */
 typedef struct matmul_lt matmul_lt;
 cublasStatus_t matmul_lt_create(matmul_lt **out, cublasHandle_t blas, void *workspace, size_t ws_bytes, int tune);
 void matmul_lt_destroy(matmul_lt *m);

@@ -322,9 +322,6 @@ sanitize() {
     local -x EMBER_CUDA_SYNC=1 # a fault is reported against the op that made it
     local -a mem=("$san" --tool memcheck --error-exitcode 3 --leak-check no)
     local -a dc=("$bin/ember-devcheck" embed)
-    # racecheck on ember's kernels only: cuBLAS's Hopper GEMMs (nvjet_*, TMA
-    # and async barriers) gave 54 hazard reports in the 2026-11-26 run, none
-    # in ember's kernels (bench/RESULTS.md).
     # racecheck: cuBLAS's Hopper GEMMs (nvjet_*, TMA and async barriers)
     # gave 54 hazard reports in the first 2026-11-26 run; excluding them with
     # --kernel-name-exclude made the sanitizer itself fail ("failed to handle a

@@ -293,9 +293,9 @@ static void cuda_destroy(backend *be) {
     if (cb->prof_ev) {
         prof_report(cb);
         for (int i = 0; i < cb->prof_cap; i++) cudaEventDestroy(cb->prof_ev[i]);
-        free(cb->prof_ev);
-        free(cb->prof_op);
     }
+    free(cb->prof_ev);
+    free(cb->prof_op);
     if (cb->lt) matmul_lt_destroy(cb->lt);
     if (cb->blas) cublasDestroy(cb->blas);
     if (cb->blas_ws) cudaFree(cb->blas_ws);
@@ -361,18 +361,38 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
     }
     cb->cfg = *cfg;
     cb->device = device_index;
+    uint8_t *host_slab = NULL; /* before the first goto fail */
     const char *sync_env = getenv("EMBER_CUDA_SYNC");
 #ifdef NDEBUG
     cb->sync_each_op = sync_env && *sync_env && strcmp(sync_env, "0") != 0;
 #else
     cb->sync_each_op = !(sync_env && strcmp(sync_env, "0") == 0);
 #endif
+    /* The measuring switches (kernels/NOTES.md): a value they do not know is
+     * an error, so that no benchmark runs mislabelled. */
     const char *attn_env = getenv("EMBER_CUDA_ATTENTION");
+    if (attn_env && *attn_env && strcmp(attn_env, "mma") != 0 && strcmp(attn_env, "wmma") != 0) {
+        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "EMBER_CUDA_ATTENTION=%s: expected mma or wmma", attn_env);
+        goto fail;
+    }
     cb->attn_wmma = attn_env && strcmp(attn_env, "wmma") == 0;
+    const char *gemm_env = getenv("EMBER_CUDA_GEMM");
+    if (gemm_env && *gemm_env && strcmp(gemm_env, "blas") != 0 && strcmp(gemm_env, "lt") != 0 &&
+        strcmp(gemm_env, "lt-tune") != 0) {
+        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "EMBER_CUDA_GEMM=%s: expected blas, lt or lt-tune", gemm_env);
+        goto fail;
+    }
     const char *chunk_env = getenv("EMBER_CUDA_FFN_CHUNK");
-    cb->ffn_chunk = chunk_env ? (int32_t)atoi(chunk_env) : 0;
-    if (cb->ffn_chunk < 0) cb->ffn_chunk = 0;
-    uint8_t *host_slab = NULL;
+    if (chunk_env && *chunk_env) {
+        char *end = NULL;
+        const long v = strtol(chunk_env, &end, 10);
+        if (*end != '\0' || v < 0) {
+            *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "EMBER_CUDA_FFN_CHUNK=%s: expected a token count (0: off)",
+                             chunk_env);
+            goto fail;
+        }
+        cb->ffn_chunk = v >= max_tokens ? 0 : (int32_t)v; /* a chunk of the whole batch is no chunking */
+    }
     struct cudaDeviceProp prop;
     if ((e = cudaSetDevice(device_index)) != cudaSuccess ||
         (e = cudaGetDeviceProperties(&prop, device_index)) != cudaSuccess) {
@@ -403,7 +423,6 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
         *st = ember_fail(EMBER_ERR_BACKEND, "cuBLAS setup failed: %s", blas_status_name(bs));
         goto fail;
     }
-    const char *gemm_env = getenv("EMBER_CUDA_GEMM");
     if (gemm_env && (strcmp(gemm_env, "lt") == 0 || strcmp(gemm_env, "lt-tune") == 0) &&
         (bs = matmul_lt_create(&cb->lt, cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES,
                                strcmp(gemm_env, "lt-tune") == 0)) != CUBLAS_STATUS_SUCCESS) {

@@ -12,7 +12,12 @@
  * ldmatrix row address 16-byte aligned and inside the block's shared memory,
  * every cp.async inside it, every warp-wide instruction reached by all 32
  * lanes (a divergent one deadlocks: the barrier gives up after 60 s and the
- * test fails). Shared memory starts as 0xff bytes (NaN in fp16 and bf16). */
+ * test fails), and no read of a cp.async destination before the wait_group
+ * that completes it (the bytes land only then; NaN until). Shared memory
+ * starts as 0xff bytes (NaN in fp16 and bf16). Not checked: a missing
+ * __syncthreads between a thread's plain shared-memory write and another
+ * thread's read (the emulated threads are not in lockstep, but nothing
+ * detects the race); global reads past the end of the buffers. */
 #include <criterion/criterion.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -203,16 +208,42 @@ static inline float attn_shfl_xor(float v, int mask) {
 
 static inline void attn_block_sync() { tl_block->bar.wait(); }
 
+/* cp.async as the hardware may run it: the bytes land only when a
+ * cp.async.wait_group lets their group complete; until then the destination
+ * holds 0xff bytes (NaN), so a read that runs ahead of its wait shows. The
+ * source is read at issue (it is never written during the kernel). */
+namespace {
+struct emu_copy {
+    void *dst;
+    unsigned char data[16];
+};
+thread_local std::vector<emu_copy> tl_uncommitted;
+thread_local std::vector<std::vector<emu_copy>> tl_groups; /* committed, oldest first */
+} // namespace
+
 static inline void attn_cp_async16(void *dst, const void *src, bool valid) {
     check_smem(dst, 16, "cp.async: destination outside shared memory or unaligned");
     if (reinterpret_cast<uintptr_t>(src) % 16) emu_fail("cp.async: unaligned source");
+    emu_copy c;
+    c.dst = dst;
     if (valid)
-        memcpy(dst, src, 16);
+        memcpy(c.data, src, 16);
     else
-        memset(dst, 0, 16);
+        memset(c.data, 0, 16);
+    memset(dst, 0xff, 16);
+    tl_uncommitted.push_back(c);
 }
-static inline void attn_cp_async_commit() {}
-template <int N> static inline void attn_cp_async_wait() {}
+static inline void attn_cp_async_commit() {
+    tl_groups.push_back(std::move(tl_uncommitted));
+    tl_uncommitted.clear();
+}
+/* wait_group N: every committed group but the N most recent has landed */
+template <int N> static inline void attn_cp_async_wait() {
+    while (tl_groups.size() > (size_t)N) {
+        for (const emu_copy &c : tl_groups.front()) memcpy(c.dst, c.data, 16);
+        tl_groups.erase(tl_groups.begin());
+    }
+}
 
 static inline float attn_exp2(float x) { return exp2f(x); }
 
