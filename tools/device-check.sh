@@ -38,6 +38,8 @@
 # at the end); $OUT/results.jsonl the raw numbers. Steps run in that order
 # under one time budget (DEVCHECK_BUDGET seconds, default 420, well inside
 # the call's 480); a step that no longer fits is skipped and reported.
+# DEVCHECK_STEPS (a regular expression over the step names printed in the
+# summary) runs a subset, for a short recheck.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 here=$root/tools/device-check
@@ -104,6 +106,11 @@ failures=0
 step() {
     local name=$1 limit=$2
     shift 2
+    # DEVCHECK_STEPS: an extended regular expression; only steps whose name matches run
+    if [ -n "${DEVCHECK_STEPS:-}" ] && ! [[ $name =~ $DEVCHECK_STEPS ]]; then
+        summary+=("SKIPPED   $name (not in DEVCHECK_STEPS)")
+        return 0
+    fi
     local left=$((budget - (SECONDS - start)))
     if [ "$left" -lt 15 ]; then
         echo "=== $name: SKIPPED (the time budget is spent)"
