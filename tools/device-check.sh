@@ -265,19 +265,15 @@ run() {
     # kernel (wmma, the 2026-11-26 baseline), the FFN in token chunks that fit
     # in L2, and a per-op profile (CUDA events; printed, not tabled)
     local ids128="'$bin/ember-devcheck' bench-ids '$models/bert-base-random' --dtype fp16 --len 128 --count 4096"
-    step "ember: bert-base shape, 128 tokens, wmma attention" 30 env EMBER_CUDA_ATTENTION=wmma \
-        EMBER_DEVCHECK_ENGINE="ember (wmma attention)" bash -o pipefail -c "$ids128 --seconds 2 | tee -a '$results'"
-    step "ember: bert-base shape, 128 tokens, cuBLASLt" 30 env EMBER_CUDA_GEMM=lt \
-        EMBER_DEVCHECK_ENGINE="ember (cuBLASLt)" bash -o pipefail -c "$ids128 --seconds 2 | tee -a '$results'"
-    step "ember: bert-base shape, 128 tokens, cuBLASLt tuned" 30 env EMBER_CUDA_GEMM=lt-tune \
-        EMBER_DEVCHECK_ENGINE="ember (cuBLASLt tuned)" bash -o pipefail -c "$ids128 --seconds 2 | tee -a '$results'"
+    local v
+    for v in "wmma attention|EMBER_CUDA_ATTENTION=wmma" "cuBLASLt|EMBER_CUDA_GEMM=lt" \
+        "cuBLASLt tuned|EMBER_CUDA_GEMM=lt-tune" "FFN chunks of 2048|EMBER_CUDA_FFN_CHUNK=2048" \
+        "FFN chunks of 4096|EMBER_CUDA_FFN_CHUNK=4096"; do
+        step "ember: bert-base shape, 128 tokens, ${v%%|*}" 30 env "${v#*|}" EMBER_DEVCHECK_ENGINE="ember (${v%%|*})" \
+            bash -o pipefail -c "$ids128 --seconds 2 | tee -a '$results'"
+    done
     step "ember: bert-base shape, 128 tokens, cuBLASLt tuned, per-op profile" 30 env EMBER_CUDA_GEMM=lt-tune \
         EMBER_CUDA_PROFILE=1 bash -c "$ids128 --seconds 1"
-    local ch
-    for ch in 2048 4096; do
-        step "ember: bert-base shape, 128 tokens, FFN in chunks of $ch tokens" 30 env EMBER_CUDA_FFN_CHUNK=$ch \
-            EMBER_DEVCHECK_ENGINE="ember (FFN chunks of $ch)" bash -o pipefail -c "$ids128 --seconds 2 | tee -a '$results'"
-    done
     step "ember: bert-base shape, 128 tokens, per-op profile" 30 env EMBER_CUDA_PROFILE=1 \
         bash -c "$ids128 --seconds 1"
     step "ember: MiniLM STS-B batch 512, per-op profile" 30 env EMBER_CUDA_PROFILE=1 \

@@ -170,10 +170,11 @@ static void prof_report(const cuda_backend *cb) {
     double total = 0;
     for (int i = 0; i < PROF_N; i++) total += cb->prof_ms[i];
     if (cb->prof_forwards == 0 || total <= 0) return;
-    fprintf(stderr, "ember CUDA profile (%s, %s, %lld forwards, %lld tokens, %.1f ms on the GPU: %.2f M tokens/s%s%s):\n",
-            cb->base.name, cb->base.dtype == EMBER_DTYPE_FP16 ? "fp16" : cb->base.dtype == EMBER_DTYPE_BF16 ? "bf16" : "fp32",
-            (long long)cb->prof_forwards, (long long)cb->prof_tokens, total, cb->prof_tokens / total / 1e3,
-            cb->attn_wmma ? ", wmma attention" : "", cb->ffn_chunk ? ", FFN in chunks" : "");
+    fprintf(stderr,
+            "ember CUDA profile (%s, %s, %lld forwards, %lld tokens, %.1f ms on the GPU: %.2f M tokens/s%s%s):\n",
+            cb->base.name, dtype_name(cb->base.dtype), (long long)cb->prof_forwards, (long long)cb->prof_tokens, total,
+            cb->prof_tokens / total / 1e3, cb->attn_wmma ? ", wmma attention" : "",
+            cb->ffn_chunk ? ", FFN in chunks" : "");
     if (cb->lt) fprintf(stderr, "  (projections through cuBLASLt)\n");
     for (int i = 0; i < PROF_N; i++)
         if (cb->prof_ms[i] > 0)
@@ -218,7 +219,7 @@ static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidd
                                  P(cb->lay.ln_w), P(cb->lay.ln_b), c->ln_eps, T, C, dt, stream));
     if (be->hook && (st = hook_tensor(cb, "embeddings", -1, x, T))) return st;
 
-    const size_t es = dt == EMBER_DTYPE_FP32 ? 4 : 2;
+    const size_t es = dtype_size(dt);
     const int32_t chunk = cb->ffn_chunk > 0 && cb->ffn_chunk < T ? cb->ffn_chunk : T;
     for (int32_t l = 0; l < c->L; l++) {
         const cuda_layer_offsets *o = &cb->lay.layers[l];
