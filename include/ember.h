@@ -76,6 +76,12 @@ typedef enum {
     EMBER_POOLING_MEAN_SQRT_LEN /* sum / sqrt(number of tokens) */
 } ember_pooling;
 
+/* Fixed strings naming a dtype ("fp32", "fp16", "bf16": what --dtype takes)
+ * and a pooling ("default", "cls", "mean", "max", "mean_sqrt_len");
+ * "unknown" for a value outside the enum. */
+const char *ember_dtype_str(ember_dtype dtype);
+const char *ember_pooling_str(ember_pooling pooling);
+
 typedef enum {
     EMBER_NORMALIZE_DEFAULT = 0, /* L2-normalise when the model has a Normalize module */
     EMBER_NORMALIZE_ON,

@@ -97,7 +97,7 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
                       cuda_device_count() < 0 ? " (CUDA not compiled in)" : "");
         if (p.dtype != EMBER_DTYPE_FP32 && p.device == EMBER_DEVICE_CPU) {
             st = ember_fail(EMBER_ERR_UNSUPPORTED, "the CPU backend computes in fp32 only (asked for %s)",
-                            p.dtype == EMBER_DTYPE_FP16 ? "fp16" : "bf16");
+                            ember_dtype_str(p.dtype));
             goto fail;
         }
         m->be = cpu_backend_create(c, &m->files.tensors, p.n_threads, max_tokens, &st);

@@ -65,6 +65,18 @@ Test(api, log_callback_and_status) {
     cr_assert_str_eq(ember_status_str((ember_status)999), "unknown status");
 }
 
+/* The names the CLI takes (--dtype) and writes (manifests, ember info). */
+Test(api, dtype_and_pooling_names) {
+    cr_assert_str_eq(ember_dtype_str(EMBER_DTYPE_FP32), "fp32");
+    cr_assert_str_eq(ember_dtype_str(EMBER_DTYPE_FP16), "fp16");
+    cr_assert_str_eq(ember_dtype_str(EMBER_DTYPE_BF16), "bf16");
+    cr_assert_str_eq(ember_dtype_str((ember_dtype)7), "unknown");
+    const char *pooling[] = {"default", "cls", "mean", "max", "mean_sqrt_len"};
+    for (int p = EMBER_POOLING_DEFAULT; p <= EMBER_POOLING_MEAN_SQRT_LEN; p++)
+        cr_assert_str_eq(ember_pooling_str((ember_pooling)p), pooling[p]);
+    cr_assert_str_eq(ember_pooling_str((ember_pooling)9), "unknown");
+}
+
 Test(api, errors_are_per_thread) {
     ember_model *m = NULL;
     cr_assert_eq(ember_model_load("/no/such/dir", NULL, &m), EMBER_ERR_IO);

@@ -55,10 +55,10 @@ int main(int argc, char **argv) {
                 BENCH_CHECK(cudaMemset(out, 0xff, n * es));
                 BENCH_CHECK(run());
                 char what[64];
-                snprintf(what, sizeof what, "v%d %s %s", v, dtype_name(dt), shape_name);
+                snprintf(what, sizeof what, "v%d %s %s", v, ember_dtype_str(dt), shape_name);
                 if (!bench_validate(what, bench_download(out, n, dt), ref, tol, tol)) continue;
                 const float ms = bench_time_ms(run);
-                printf("%-8d %-5s %-14s %10.4f %10.1f\n", v, dtype_name(dt), shape_name, ms, 2.0 * n * es / ms / 1e6);
+                printf("%-8d %-5s %-14s %10.4f %10.1f\n", v, ember_dtype_str(dt), shape_name, ms, 2.0 * n * es / ms / 1e6);
             }
             cudaFree(out);
             cudaFree(inp.dev);

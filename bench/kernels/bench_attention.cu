@@ -84,11 +84,11 @@ int main(int argc, char **argv) {
                 BENCH_CHECK(cudaMemset(out, 0xff, (size_t)T * C * dtype_size(dt)));
                 BENCH_CHECK(run());
                 char what[80];
-                snprintf(what, sizeof what, "v%d %s %s", v, dtype_name(dt), sh.name);
+                snprintf(what, sizeof what, "v%d %s %s", v, ember_dtype_str(dt), sh.name);
                 const std::vector<float> &r = !tc || v == 3 ? ref : v == 1 ? ref_mma : ref_wmma;
                 if (!bench_validate(what, bench_download(out, (size_t)T * C, dt), r, atol, rtol)) continue;
                 const float ms = bench_time_ms(run);
-                printf("%-8d %-5s %-24s %10.4f %10.2f%s\n", v, dtype_name(dt), sh.name, ms, flops / ms / 1e9,
+                printf("%-8d %-5s %-24s %10.4f %10.2f%s\n", v, ember_dtype_str(dt), sh.name, ms, flops / ms / 1e9,
                        !tc || v == 3 ? "" : v == 1 ? "  (tensor cores, mma.sync)" : "  (tensor cores, wmma)");
             }
             cudaFree(out);

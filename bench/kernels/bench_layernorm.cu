@@ -80,10 +80,10 @@ int main(int argc, char **argv) {
                 BENCH_CHECK(cudaMemset(out, 0xff, n * es));
                 BENCH_CHECK(run());
                 char what[64];
-                snprintf(what, sizeof what, "v%d %s %s", v, dtype_name(dt), shape_name);
+                snprintf(what, sizeof what, "v%d %s %s", v, ember_dtype_str(dt), shape_name);
                 if (!bench_validate(what, bench_download(out, n, dt), ref, tol, tol)) continue;
                 const float ms = bench_time_ms(run);
-                printf("%-8d %-5s %-14s %10.4f %10.1f\n", v, dtype_name(dt), shape_name, ms, 3.0 * n * es / ms / 1e6);
+                printf("%-8d %-5s %-14s %10.4f %10.1f\n", v, ember_dtype_str(dt), shape_name, ms, 3.0 * n * es / ms / 1e6);
             }
             if (!only_version || only_version == 3) {
                 /* the embedding LayerNorm on the same T x C: gathers from a BERT-sized vocabulary */
@@ -111,11 +111,11 @@ int main(int argc, char **argv) {
                 BENCH_CHECK(cudaMemset(out, 0xff, n * es));
                 BENCH_CHECK(run());
                 char what[64];
-                snprintf(what, sizeof what, "v3 (embed) %s %s", dtype_name(dt), shape_name);
+                snprintf(what, sizeof what, "v3 (embed) %s %s", ember_dtype_str(dt), shape_name);
                 if (bench_validate(what, bench_download(out, n, dt), ref, tol, tol)) {
                     const float ms = bench_time_ms(run);
                     /* three rows gathered and one written per token */
-                    printf("%-8s %-5s %-14s %10.4f %10.1f\n", "3 embed", dtype_name(dt), shape_name, ms,
+                    printf("%-8s %-5s %-14s %10.4f %10.1f\n", "3 embed", ember_dtype_str(dt), shape_name, ms,
                            4.0 * n * es / ms / 1e6);
                 }
                 cudaFree(d_ints);

@@ -75,10 +75,10 @@ int main(int argc, char **argv) {
             BENCH_CHECK(run());
             BENCH_CHECK(cudaDeviceSynchronize());
             char what[80];
-            snprintf(what, sizeof what, "%s %s %s", version, dtype_name(dt), sh.name);
+            snprintf(what, sizeof what, "%s %s %s", version, ember_dtype_str(dt), sh.name);
             if (!bench_validate(what, bench_download(out, (size_t)VR * sh.N, dt), ref, atol, rtol)) return;
             const float ms = bench_time_ms(run);
-            printf("%-10s %-5s %-22s %10.4f %10.1f\n", version, dtype_name(dt), sh.name, ms, flops / ms / 1e9);
+            printf("%-10s %-5s %-22s %10.4f %10.1f\n", version, ember_dtype_str(dt), sh.name, ms, flops / ms / 1e9);
         };
         if (!only_version || only_version == 1)
             check_and_time("1 gemmEx", [&]() {
@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
                                                    &res[i].algo, ws, ws_bytes, 0));
                 });
                 printf("%-10s %-5s %-22s %10.4f %10.1f   id %d tile %d stages %d splitK %d ws %zu\n", version,
-                       dtype_name(dt), sh.name, ms, flops / ms / 1e9, algo_attr(res[i].algo, CUBLASLT_ALGO_CONFIG_ID),
+                       ember_dtype_str(dt), sh.name, ms, flops / ms / 1e9, algo_attr(res[i].algo, CUBLASLT_ALGO_CONFIG_ID),
                        algo_attr(res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID),
                        algo_attr(res[i].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID),
                        algo_attr(res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM), res[i].workspaceSize);

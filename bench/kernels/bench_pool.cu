@@ -35,10 +35,10 @@ int main(int argc, char **argv) {
             BENCH_CHECK(cudaMemset(out, 0xff, (size_t)S * C * 4));
             BENCH_CHECK(run());
             char what[64];
-            snprintf(what, sizeof what, "v1 %s %s", dtype_name(dt), shape_name);
+            snprintf(what, sizeof what, "v1 %s %s", ember_dtype_str(dt), shape_name);
             if (bench_validate(what, bench_download(out, (size_t)S * C, EMBER_DTYPE_FP32), ref, 1e-5f, 1e-4f)) {
                 const float ms = bench_time_ms(run);
-                printf("%-8d %-5s %-22s %10.4f %10.1f\n", 1, dtype_name(dt), shape_name, ms,
+                printf("%-8d %-5s %-22s %10.4f %10.1f\n", 1, ember_dtype_str(dt), shape_name, ms,
                        (double)T * C * dtype_size(dt) / ms / 1e6);
             }
             cudaFree(out);

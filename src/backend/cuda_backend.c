@@ -172,7 +172,7 @@ static void prof_report(const cuda_backend *cb) {
     if (cb->prof_forwards == 0 || total <= 0) return;
     fprintf(stderr,
             "ember CUDA profile (%s, %s, %lld forwards, %lld tokens, %.1f ms on the GPU: %.2f M tokens/s%s%s):\n",
-            cb->base.name, dtype_name(cb->base.dtype), (long long)cb->prof_forwards, (long long)cb->prof_tokens, total,
+            cb->base.name, ember_dtype_str(cb->base.dtype), (long long)cb->prof_forwards, (long long)cb->prof_tokens, total,
             cb->prof_tokens / total / 1e3, cb->attn_wmma ? ", wmma attention" : "",
             cb->ffn_chunk ? ", FFN in chunks" : "");
     if (cb->lt) fprintf(stderr, "  (projections through cuBLASLt)\n");

@@ -9,15 +9,6 @@
 
 size_t dtype_size(ember_dtype dtype) { return dtype == EMBER_DTYPE_FP32 ? 4 : 2; }
 
-const char *dtype_name(ember_dtype dtype) {
-    switch (dtype) {
-    case EMBER_DTYPE_FP32: return "fp32";
-    case EMBER_DTYPE_FP16: return "fp16";
-    case EMBER_DTYPE_BF16: return "bf16";
-    }
-    return "unknown dtype";
-}
-
 void f32_to_dtype(void *out, const float *in, size_t n, ember_dtype dtype) {
     if (dtype == EMBER_DTYPE_FP32) {
         memcpy(out, in, n * sizeof(float));

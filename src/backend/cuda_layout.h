@@ -20,7 +20,6 @@
 #define CUDA_MAX_TOKENS (1 << 22)
 
 size_t dtype_size(ember_dtype dtype);
-const char *dtype_name(ember_dtype dtype);
 
 /* n values from fp32 into dtype (out holds n * dtype_size bytes), and back. */
 void f32_to_dtype(void *out, const float *in, size_t n, ember_dtype dtype);

@@ -569,7 +569,7 @@ int cmd_bench(int argc, char **argv) {
     if (!quiet) {
         FILE *o = json_path && strcmp(json_path, "-") == 0 ? stderr : stdout;
         fprintf(o, "ember bench %s: %s on %s, %s\n", EMBER_VERSION, info.name, info.device_name,
-                info.dtype == EMBER_DTYPE_FP32 ? "fp32" : info.dtype == EMBER_DTYPE_FP16 ? "fp16" : "bf16");
+                ember_dtype_str(info.dtype));
         fprintf(o, "machine:   %s, %d cores online, %s; GPU: %s; load average %.2f at start, %.2f at end\n", mi.cpu,
                 mi.cores, mi.isa, mi.gpu, mi.load_start, mi.load_end);
         fprintf(o, "workload:  %s: %d texts, %.1f KB", wl_name, s.n, (double)s.bytes / 1024.0);

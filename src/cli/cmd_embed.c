@@ -66,16 +66,6 @@ static void on_stop(int sig) {
     stop_signal = sig;
 }
 
-static const char *pooling_name(ember_pooling p) {
-    switch (p) {
-    case EMBER_POOLING_CLS: return "cls";
-    case EMBER_POOLING_MEAN: return "mean";
-    case EMBER_POOLING_MAX: return "max";
-    case EMBER_POOLING_MEAN_SQRT_LEN: return "mean_sqrt_len";
-    default: return "default";
-    }
-}
-
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
@@ -315,11 +305,11 @@ int cmd_embed(int argc, char **argv) {
     so.id.dim = info.dim;
     so.id.max_length = info.max_length;
     so.id.weights_bytes = stat(weights, &st) == 0 ? (int64_t)st.st_size : -1;
-    so.id.pooling = pooling_name(ep.pooling);
+    so.id.pooling = ember_pooling_str(ep.pooling);
     so.id.normalize = ep.normalize == EMBER_NORMALIZE_ON;
     so.id.truncate = ep.truncate;
     so.id.device = info.device == EMBER_DEVICE_CUDA ? "cuda" : "cpu";
-    so.id.dtype = info.dtype == EMBER_DTYPE_FP16 ? "fp16" : info.dtype == EMBER_DTYPE_BF16 ? "bf16" : "fp32";
+    so.id.dtype = ember_dtype_str(info.dtype);
     so.id.window = window;
     so.id.token_budget = token_budget;
     so.id.batch_rows = batch_rows;

@@ -28,15 +28,14 @@ int cmd_info(int argc, char **argv) {
     if (!m) return 1;
     ember_model_info i;
     ember_model_get_info(m, &i);
-    static const char *pool[] = {"default", "cls", "mean", "max", "mean_sqrt_len"};
-    static const char *dtype[] = {"fp32", "fp16", "bf16"};
     printf("model          %s (%s)\n", i.name, mo.model_dir);
     printf("architecture   %s: %d layers, hidden %d, %d heads, intermediate %d\n", i.architecture, i.n_layers, i.dim,
            i.n_heads, i.intermediate_size);
     printf("vocabulary     %d tokens, %s\n", i.vocab_size, i.lowercase ? "uncased (lowercased)" : "cased");
     printf("max length     %d tokens (batches of up to %d tokens)\n", i.max_length, i.max_batch_tokens);
-    printf("output         %d-dim, %s pooling%s\n", i.dim, pool[i.pooling], i.normalize ? ", L2-normalised" : "");
-    printf("device         %s, %s\n", i.device_name, dtype[i.dtype]);
+    printf("output         %d-dim, %s pooling%s\n", i.dim, ember_pooling_str(i.pooling),
+           i.normalize ? ", L2-normalised" : "");
+    printf("device         %s, %s\n", i.device_name, ember_dtype_str(i.dtype));
     printf("cuda devices   %d%s\n", ember_cuda_device_count() < 0 ? 0 : ember_cuda_device_count(),
            ember_cuda_device_count() < 0 ? " (built without CUDA)" : "");
     ember_model_free(m);

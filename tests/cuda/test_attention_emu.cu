@@ -329,7 +329,7 @@ static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH,
     float *ref = mma_reference(qkv, bias, cu, S, max_len, NH, HS, dt);
     char what[200];
     snprintf(what, sizeof what, "emulated mma attention %s NH=%d HS=%d, %s (S=%d, T=%d, scores up to ~%.0f)",
-             dtype_name(dt), NH, HS, set, S, T, range * range * HS / sqrtf((float)HS));
+             ember_dtype_str(dt), NH, HS, set, S, T, range * range * HS / sqrtf((float)HS));
     const float atol = dt == EMBER_DTYPE_FP16 ? 3e-3f : 1.5e-2f, rtol = dt == EMBER_DTYPE_FP16 ? 3e-3f : 1e-2f;
     const size_t bad = count_mismatches(what, got.data(), ref, got.size(), atol, rtol);
     free(ref);

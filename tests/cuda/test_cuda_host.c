@@ -219,7 +219,7 @@ Test(cuda_host, param_layout_is_aligned_and_disjoint) {
             r[n++] = (region){o->ln2_w, C * es};
             r[n++] = (region){o->ln2_b, C * es};
         }
-        check_regions(r, n, lay.bytes, dtype_name(dt));
+        check_regions(r, n, lay.bytes, ember_dtype_str(dt));
         cuda_param_layout_free(&lay);
     }
 }
@@ -231,7 +231,7 @@ static void expect_tensor_at(const uint8_t *slab, size_t off, const st_tensor *t
     cr_assert_eq(st_tensor_to_f32(t, f), EMBER_OK);
     f32_to_dtype(want, f, (size_t)t->numel, dt);
     cr_expect(memcmp(slab + off, want, (size_t)t->numel * dtype_size(dt)) == 0, "tensor '%s' (%s) is not at %zu",
-              t->name, dtype_name(dt), off);
+              t->name, ember_dtype_str(dt), off);
     free(f);
     free(want);
 }

@@ -123,7 +123,7 @@ Test(cuda_kernels, embed_layernorm) {
                                                 d_ln_b, eps, T, C, dt, 0));
                 float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
                 char what[160];
-                snprintf(what, sizeof what, "embed_layernorm %s C=%d, %s (T=%d)", dtype_name(dt), C, set, T);
+                snprintf(what, sizeof what, "embed_layernorm %s C=%d, %s (T=%d)", ember_dtype_str(dt), C, set, T);
                 if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
                 free(got);
                 free(ref);
@@ -181,13 +181,13 @@ Test(cuda_kernels, bias_residual_layernorm) {
                 CHECK_CUDA(bias_residual_layernorm_cuda(d_out, d_inp, d_bias, d_res, d_w, d_b, eps, T, C, dt, 0));
                 float *got = host_f32_from_dev(d_out, n, dt);
                 char what[160];
-                snprintf(what, sizeof what, "bias_residual_layernorm %s C=%d T=%d", dtype_name(dt), C, T);
+                snprintf(what, sizeof what, "bias_residual_layernorm %s C=%d T=%d", ember_dtype_str(dt), C, T);
                 if (count_mismatches(what, got, ref, n, tol.atol, tol.rtol)) failures++;
                 free(got);
                 /* in place over the residual, as the forward pass runs it */
                 CHECK_CUDA(bias_residual_layernorm_cuda(d_res, d_inp, d_bias, d_res, d_w, d_b, eps, T, C, dt, 0));
                 got = host_f32_from_dev(d_res, n, dt);
-                snprintf(what, sizeof what, "bias_residual_layernorm in place %s C=%d T=%d", dtype_name(dt), C, T);
+                snprintf(what, sizeof what, "bias_residual_layernorm in place %s C=%d T=%d", ember_dtype_str(dt), C, T);
                 if (count_mismatches(what, got, ref, n, tol.atol, tol.rtol)) failures++;
                 free(got);
                 cudaFree(d_inp);
@@ -258,12 +258,12 @@ Test(cuda_kernels, bias_act) {
                     CHECK_CUDA(bias_act_cuda(d_out, d_inp, d_bias, acts[ai], T, N, dt, 0));
                     float *got = host_f32_from_dev(d_out, n, dt);
                     char what[160];
-                    snprintf(what, sizeof what, "bias_act %s %s N=%d T=%d", act_names[ai], dtype_name(dt), N, T);
+                    snprintf(what, sizeof what, "bias_act %s %s N=%d T=%d", act_names[ai], ember_dtype_str(dt), N, T);
                     if (count_mismatches(what, got, ref, n, tol.atol, tol.rtol)) failures++;
                     free(got);
                     CHECK_CUDA(bias_act_cuda(d_inp, d_inp, d_bias, acts[ai], T, N, dt, 0)); /* in place */
                     got = host_f32_from_dev(d_inp, n, dt);
-                    snprintf(what, sizeof what, "bias_act in place %s %s N=%d T=%d", act_names[ai], dtype_name(dt), N,
+                    snprintf(what, sizeof what, "bias_act in place %s %s N=%d T=%d", act_names[ai], ember_dtype_str(dt), N,
                              T);
                     if (count_mismatches(what, got, ref, n, tol.atol, tol.rtol)) failures++;
                     free(got);
@@ -373,7 +373,7 @@ Test(cuda_kernels, attention) {
                     float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
                     char what[200];
                     snprintf(what, sizeof what, "attention (%s entry, %s kernel) %s NH=%d HS=%d, %s (S=%d, T=%d)",
-                             ATT_NAMES[kernel], ATT_NAMES[runs_as], dtype_name(dt), NH, HS, set, S, T);
+                             ATT_NAMES[kernel], ATT_NAMES[runs_as], ember_dtype_str(dt), NH, HS, set, S, T);
                     if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
                     free(got);
                     free(ref);
@@ -423,7 +423,7 @@ Test(cuda_kernels, attention_late_maximum) {
             float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
             char what[120];
             snprintf(what, sizeof what, "attention (%s) with the maximum in the last key tile, %s", ATT_NAMES[kernel],
-                     dtype_name(dt));
+                     ember_dtype_str(dt));
             if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
             free(got);
         }
@@ -470,7 +470,7 @@ Test(cuda_kernels, pool) {
                         float *got = host_f32_from_dev(d_out, (size_t)S * C, EMBER_DTYPE_FP32);
                         char what[160];
                         snprintf(what, sizeof what, "pool %s%s %s C=%d, %s (S=%d)", names[pi],
-                                 normalize ? " + normalize" : "", dtype_name(dt), C, set, S);
+                                 normalize ? " + normalize" : "", ember_dtype_str(dt), C, set, S);
                         /* fp32 out and fp32 sums of exactly the CPU's inputs */
                         if (count_mismatches(what, got, ref, (size_t)S * C, 1e-5f, 1e-4f)) failures++;
                         free(got);
@@ -523,7 +523,7 @@ Test(cuda_kernels, matmul) {
                 cr_assert_eq(bs, CUBLAS_STATUS_SUCCESS, "%s: status %d", PATHS[path], (int)bs);
                 float *got = host_f32_from_dev(d_out, (size_t)T * N, dt);
                 char what[120];
-                snprintf(what, sizeof what, "matmul (%s) %s T=%d K=%d N=%d", PATHS[path], dtype_name(dt), T, K, N);
+                snprintf(what, sizeof what, "matmul (%s) %s T=%d K=%d N=%d", PATHS[path], ember_dtype_str(dt), T, K, N);
                 /* |ref| is about sqrt(K / 9): scale the absolute part with it */
                 if (count_mismatches(what, got, ref, (size_t)T * N, rtol * sqrtf((float)K) / 3, rtol)) failures++;
                 free(got);
@@ -573,11 +573,11 @@ Test(cuda_kernels, convert_matches_the_host_conversion_bit_for_bit) {
                 if ((dev[i] & exp_mask) != exp_mask || !(dev[i] & man_mask)) bad++;
             } else if (dev[i] != host[i]) {
                 if (bad < 5)
-                    cr_log_error("%s: %.9g -> device 0x%04x, host 0x%04x", dtype_name(dt), x[i], dev[i], host[i]);
+                    cr_log_error("%s: %.9g -> device 0x%04x, host 0x%04x", ember_dtype_str(dt), x[i], dev[i], host[i]);
                 bad++;
             }
         }
-        cr_expect_eq(bad, 0, "%s: %zu conversions differ between the GPU and f32_to_dtype", dtype_name(dt), bad);
+        cr_expect_eq(bad, 0, "%s: %zu conversions differ between the GPU and f32_to_dtype", ember_dtype_str(dt), bad);
         /* and back: every 16-bit pattern */
         uint16_t *all = malloc(65536 * 2);
         for (uint32_t i = 0; i < 65536; i++) all[i] = (uint16_t)i;
@@ -589,7 +589,7 @@ Test(cuda_kernels, convert_matches_the_host_conversion_bit_for_bit) {
         bad = 0;
         for (size_t i = 0; i < 65536; i++)
             if (!(back[i] == want[i] || (isnan(back[i]) && isnan(want[i])))) bad++;
-        cr_expect_eq(bad, 0, "%s -> fp32: %zu patterns differ", dtype_name(dt), bad);
+        cr_expect_eq(bad, 0, "%s -> fp32: %zu patterns differ", ember_dtype_str(dt), bad);
         CHECK_CUDA(cudaMemcpy(d_x, x, n * sizeof(float), cudaMemcpyHostToDevice));
         free(all);
         free(back);

@@ -31,7 +31,7 @@ static ember_model *load_on(const char *dir, ember_device device, ember_dtype dt
     ember_model *m = NULL;
     ember_status st = ember_model_load(dir, &p, &m);
     cr_assert_eq(st, EMBER_OK, "loading %s on %s (%s): %s", dir, device == EMBER_DEVICE_CUDA ? "cuda" : "cpu",
-                 dtype_name(dtype), ember_last_error());
+                 ember_dtype_str(dtype), ember_last_error());
     return m;
 }
 
@@ -159,10 +159,10 @@ static void check_half(const char *dir, ember_dtype dt, int32_t S) {
         float ct = min_cosine(h_gpu, h_cpu, r.T, info.dim, &worst_tok);
         cr_log_info("%s %s on %s, pooling %d: min pooled cosine %.6f (sequence %d of %d tokens), min token cosine "
                     "%.6f, max |diff| hidden %.3g",
-                    info.name, dtype_name(dt), info.device_name, (int)poolings[pi], c, worst, r.seqs[worst].n, ct,
+                    info.name, ember_dtype_str(dt), info.device_name, (int)poolings[pi], c, worst, r.seqs[worst].n, ct,
                     max_abs_diff(h_gpu, h_cpu, (size_t)r.T * info.dim));
         cr_expect_geq(c, MIN_COSINE, "%s %s: pooled vector %d (pooling %d) has cosine %f to the CPU's", info.name,
-                      dtype_name(dt), worst, (int)poolings[pi], c);
+                      ember_dtype_str(dt), worst, (int)poolings[pi], c);
         free(p_cpu);
         free(h_cpu);
         free(p_gpu);
@@ -323,7 +323,7 @@ static void check_texts(const char *dir) {
         } else {
             int32_t worst = 0;
             float c = min_cosine(v_gpu, v_cpu, N_TEXTS, info.dim, &worst);
-            cr_expect_geq(c, MIN_COSINE, "%s %s: text %d has cosine %f", info.name, dtype_name(dts[di]), worst, c);
+            cr_expect_geq(c, MIN_COSINE, "%s %s: text %d has cosine %f", info.name, ember_dtype_str(dts[di]), worst, c);
             for (size_t i = 0; i < n; i++) cr_assert(isfinite(t_gpu->data[i]));
         }
         ember_token_embeddings_free(t_gpu);
@@ -388,10 +388,10 @@ Test(cuda_model, minilm_stsb_spearman_matches_cpu) {
         const float c = min_cosine(v_gpu, v_cpu, (int32_t)(2 * n), info.dim, &worst);
         cr_log_info("STS-B en (%zu pairs), %s: Spearman %.5f on cuda %s vs %.5f on the CPU; min cosine to the CPU "
                     "vectors %.6f",
-                    n, info.name, rho, dtype_name(dts[di]), rho_cpu, c);
+                    n, info.name, rho, ember_dtype_str(dts[di]), rho_cpu, c);
         cr_expect_lt(fabs(rho - rho_cpu), 0.0005, "%s: Spearman %.5f differs from the CPU's %.5f",
-                     dtype_name(dts[di]), rho, rho_cpu);
-        cr_expect_geq(c, MIN_COSINE, "%s: sentence %d has cosine %f to the CPU vector", dtype_name(dts[di]), worst, c);
+                     ember_dtype_str(dts[di]), rho, rho_cpu);
+        cr_expect_geq(c, MIN_COSINE, "%s: sentence %d has cosine %f to the CPU vector", ember_dtype_str(dts[di]), worst, c);
         free(v_gpu);
         ember_model_free(gpu);
     }

@@ -105,10 +105,6 @@ static ember_model *load(const options *o) {
     return m;
 }
 
-static const char *dtype_str(ember_dtype d) {
-    return d == EMBER_DTYPE_FP32 ? "fp32" : d == EMBER_DTYPE_FP16 ? "fp16" : "bf16";
-}
-
 /* Lines of a file (without their newlines). */
 static char **read_lines(const char *path, int32_t *n_out) {
     FILE *f = fopen(path, "r");
@@ -166,7 +162,7 @@ static int cmd_embed(const options *o) {
         fwrite(hidden, sizeof(float), (size_t)T * info.dim, f) != (size_t)T * info.dim || fclose(f))
         die("cannot write %s", o->out);
     fprintf(stderr, "ember-devcheck: %d sequences, %lld tokens on %s (%s) -> %s\n", S, (long long)T,
-            info.device_name, dtype_str(info.dtype), o->out);
+            info.device_name, ember_dtype_str(info.dtype), o->out);
     ember_model_free(m);
     return 0;
 }
@@ -259,7 +255,7 @@ static int cmd_bench(const options *o) {
                    "\"input\": \"%s\", "
                    "\"batch\": %d, \"threads\": %d, \"texts\": %d, \"tokens\": %lld, \"passes\": %d, "
                    "\"seconds\": %.4f, \"tokens_per_s\": %.1f, \"sentences_per_s\": %.1f}\n",
-                   info.name, info.device_name, dtype_str(info.dtype), file, batch, o->threads, n, (long long)tokens,
+                   info.name, info.device_name, ember_dtype_str(info.dtype), file, batch, o->threads, n, (long long)tokens,
                    passes, elapsed, (double)tokens * passes / elapsed, (double)n * passes / elapsed);
             fflush(stdout);
         }
@@ -313,7 +309,7 @@ static int cmd_bench_ids(const options *o) {
     printf("{\"engine\": \"%s\", \"model\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"input\": \"ids of %d "
            "tokens\", \"batch\": %d, \"threads\": 1, \"texts\": %d, \"tokens\": %lld, \"passes\": %d, \"seconds\": "
            "%.4f, \"tokens_per_s\": %.1f, \"sentences_per_s\": %.1f}\n",
-           engine && *engine ? engine : "ember", info.name, info.device_name, dtype_str(info.dtype), o->len, o->count, o->count,
+           engine && *engine ? engine : "ember", info.name, info.device_name, ember_dtype_str(info.dtype), o->len, o->count, o->count,
            (long long)o->len * o->count, passes, elapsed, tokens / elapsed, (double)o->count * passes / elapsed);
     ember_model_free(m);
     return 0;
