@@ -333,16 +333,15 @@ static cudaError_t attention_mma_launch(D *out, const D *qkv, const D *bias, con
     return cudaGetLastError();
 }
 
-/* Query tile and key tile by the longest sequence: short sentences get small
- * tiles, so that less of each is padding. */
+/* Query tile and key tile by the longest sequence (attn_mma_warps). */
 template <typename D, int HS>
 static cudaError_t attention_mma_dispatch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
                                           int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
-    if (max_seqlen <= 16)
-        return attention_mma_launch<D, HS, 1, 16>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
-    if (max_seqlen <= 32)
-        return attention_mma_launch<D, HS, 2, 32>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
-    return attention_mma_launch<D, HS, 4, 64>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    switch (attn_mma_warps(max_seqlen)) {
+    case 1: return attention_mma_launch<D, HS, 1, 16>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    case 2: return attention_mma_launch<D, HS, 2, 32>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    default: return attention_mma_launch<D, HS, 4, 64>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    }
 }
 
 /* ---- scalar kernel ----------------------------------------------------------------- */

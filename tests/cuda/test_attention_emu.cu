@@ -279,12 +279,11 @@ static void emu_launch(D *out, const D *qkv, const D *bias, const int32_t *cu, i
 template <typename D, int HS>
 static void emu_attention(D *out, const D *qkv, const D *bias, const int32_t *cu, int32_t S, int32_t max_seqlen,
                           int32_t NH) {
-    if (max_seqlen <= 16)
-        emu_launch<D, HS, 1, 16>(out, qkv, bias, cu, S, max_seqlen, NH);
-    else if (max_seqlen <= 32)
-        emu_launch<D, HS, 2, 32>(out, qkv, bias, cu, S, max_seqlen, NH);
-    else
-        emu_launch<D, HS, 4, 64>(out, qkv, bias, cu, S, max_seqlen, NH);
+    switch (attn_mma_warps(max_seqlen)) {
+    case 1: emu_launch<D, HS, 1, 16>(out, qkv, bias, cu, S, max_seqlen, NH); break;
+    case 2: emu_launch<D, HS, 2, 32>(out, qkv, bias, cu, S, max_seqlen, NH); break;
+    default: emu_launch<D, HS, 4, 64>(out, qkv, bias, cu, S, max_seqlen, NH); break;
+    }
 }
 
 template <typename D> static std::vector<D> to_dtype(const float *x, size_t n) {
