@@ -49,23 +49,17 @@ int main(int argc, char **argv) {
             bench_tensor_random(qkv, (size_t)T * 3 * C, -2, 2, dt);
             bench_tensor_random(bias, (size_t)3 * C, -0.5f, 0.5f, dt);
             /* Each kernel is held to the CPU on the operands it multiplies
-             * (see tests/cuda/test_cuda_kernels.c, attention_reference):
-             * the scalar kernel adds the bias in fp32; wmma rounds q, k, v +
-             * bias to the dtype; mma rounds q + b_q, takes k and v as
-             * stored and adds b_v to the output. */
+             * (attention_kernel_reference, cuda_layout.h). */
             std::vector<float> ref((size_t)T * C), ref_wmma((size_t)T * C), ref_mma((size_t)T * C);
-            attention_cpu(ref.data(), qkv.host.data(), bias.host.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
             const bool tc = attention_uses_tensor_cores(dt, sh.HS);
-            if (tc) {
-                std::vector<float> rounded((size_t)T * 3 * C), zero((size_t)3 * C, 0.0f);
-                for (size_t i = 0; i < rounded.size(); i++)
-                    rounded[i] = dtype_round(qkv.host[i] + bias.host[i % (3 * C)], dt);
-                attention_cpu(ref_wmma.data(), rounded.data(), zero.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
-                for (size_t i = 0; i < rounded.size(); i++)
-                    if (i % (3 * C) >= (size_t)C) rounded[i] = qkv.host[i];
-                attention_cpu(ref_mma.data(), rounded.data(), zero.data(), cu.data(), sh.S, max_len, sh.NH, sh.HS);
-                for (size_t i = 0; i < ref_mma.size(); i++) ref_mma[i] += bias.host[2 * C + i % C];
-            }
+            const attention_ref_kernel kinds[] = {ATTENTION_REF_SCALAR, ATTENTION_REF_WMMA, ATTENTION_REF_MMA};
+            std::vector<float> *refs[] = {&ref, &ref_wmma, &ref_mma};
+            for (int k = 0; k < (tc ? 3 : 1); k++)
+                if (attention_kernel_reference(refs[k]->data(), qkv.host.data(), bias.host.data(), cu.data(), sh.S,
+                                               max_len, sh.NH, sh.HS, dt, kinds[k]) != 0) {
+                    fprintf(stderr, "out of memory\n");
+                    return 1;
+                }
             int32_t *d_cu = (int32_t *)bench_alloc(cu.size() * 4);
             BENCH_CHECK(cudaMemcpy(d_cu, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
             void *out = bench_alloc((size_t)T * C * dtype_size(dt));

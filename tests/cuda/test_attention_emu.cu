@@ -35,7 +35,6 @@
 #include <vector>
 
 extern "C" {
-#include "backend/cpu_ops.h"
 #include "backend/cuda_layout.h"
 #include "cuda_test_util.h"
 }
@@ -292,24 +291,6 @@ template <typename D> static std::vector<D> to_dtype(const float *x, size_t n) {
     return v;
 }
 
-/* The kernel's arithmetic, exactly: q + b_q rounded to the dtype, k and v as
- * stored, then + b_v (see attention_mma.inc). */
-static float *mma_reference(const float *qkv, const float *bias, const int32_t *cu, int32_t S, int32_t max_len,
-                            int32_t NH, int32_t HS, ember_dtype dt) {
-    const int32_t C = NH * HS, T = cu[S];
-    float *ref = (float *)malloc((size_t)T * C * sizeof *ref);
-    std::vector<float> op((size_t)T * 3 * C), zero((size_t)3 * C, 0.0f);
-    for (int32_t t = 0; t < T; t++)
-        for (int32_t j = 0; j < 3 * C; j++) {
-            const float x = qkv[(size_t)t * 3 * C + j];
-            op[(size_t)t * 3 * C + j] = j < C ? dtype_round(x + bias[j], dt) : x;
-        }
-    attention_cpu(ref, op.data(), zero.data(), cu, S, max_len, NH, HS);
-    for (int32_t t = 0; t < T; t++)
-        for (int32_t j = 0; j < C; j++) ref[(size_t)t * C + j] += bias[2 * C + j];
-    return ref;
-}
-
 template <typename D, int HS>
 static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH, ember_dtype dt, int extra_grid) {
     int32_t T, max_len;
@@ -325,7 +306,9 @@ static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH,
     emu_attention<D, HS>(d_out.data(), d_qkv.data(), d_bias.data(), cu, S, max_len + extra_grid, NH);
     std::vector<float> got((size_t)T * C);
     for (size_t i = 0; i < got.size(); i++) got[i] = attn_to_f32(d_out[i]);
-    float *ref = mma_reference(qkv, bias, cu, S, max_len, NH, HS, dt);
+    /* the kernel's arithmetic, exactly: q + b_q rounded to the dtype, k and v as stored, then + b_v */
+    float *ref = (float *)malloc(got.size() * sizeof(float));
+    cr_assert(ref && attention_kernel_reference(ref, qkv, bias, cu, S, max_len, NH, HS, dt, ATTENTION_REF_MMA) == 0);
     char what[200];
     snprintf(what, sizeof what, "emulated mma attention %s NH=%d HS=%d, %s (S=%d, T=%d, scores up to ~%.0f)",
              ember_dtype_str(dt), NH, HS, set, S, T, range * range * HS / sqrtf((float)HS));

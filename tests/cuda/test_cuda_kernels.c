@@ -292,39 +292,16 @@ static tolerance tol_attention(ember_dtype dt) {
     }
 }
 
-/* The three attention kernels, each with its own arithmetic. */
+/* The three attention kernels, each with its own arithmetic (the CPU
+ * reference of each: attention_kernel_reference, cuda_layout.h). */
 typedef enum { ATT_MMA, ATT_WMMA, ATT_SCALAR } attention_kernel;
 static const char *const ATT_NAMES[] = {"mma", "wmma", "scalar"};
+static const attention_ref_kernel ATT_REF[] = {ATTENTION_REF_MMA, ATTENTION_REF_WMMA, ATTENTION_REF_SCALAR};
 
-/* The CPU reference for one kernel, with the operands it really multiplies:
- * - scalar: qkv and bias as they are (it adds the bias in fp32);
- * - wmma: q, k, v with their bias added, rounded to the dtype, no bias;
- * - mma: q + b_q rounded to the dtype, k and v as stored, no bias, and b_v
- *   added to the output (the softmax cancels b_k; the probabilities sum to 1).
- * Without this a score's rounding (|s| * 2^-11 in fp16, 2^-8 in bf16) would
- * move the softmax by more than any useful tolerance. */
 static float *attention_reference(const float *qkv, const float *bias, const int32_t *cu, int32_t S, int32_t max_len,
                                   int32_t NH, int32_t HS, ember_dtype dt, attention_kernel kernel) {
-    const int32_t C = NH * HS, T = cu[S];
-    float *ref = malloc((size_t)T * C * sizeof *ref);
-    cr_assert(ref);
-    if (kernel == ATT_SCALAR) {
-        attention_cpu(ref, qkv, bias, cu, S, max_len, NH, HS);
-        return ref;
-    }
-    float *rounded = malloc((size_t)T * 3 * C * sizeof *rounded), *zero = calloc((size_t)3 * C, sizeof *zero);
-    cr_assert(rounded && zero);
-    for (int32_t t = 0; t < T; t++)
-        for (int32_t j = 0; j < 3 * C; j++) {
-            const float x = qkv[(size_t)t * 3 * C + j];
-            rounded[(size_t)t * 3 * C + j] = kernel == ATT_MMA && j >= C ? x : dtype_round(x + bias[j], dt);
-        }
-    attention_cpu(ref, rounded, zero, cu, S, max_len, NH, HS);
-    if (kernel == ATT_MMA)
-        for (int32_t t = 0; t < T; t++)
-            for (int32_t j = 0; j < C; j++) ref[(size_t)t * C + j] += bias[2 * C + j];
-    free(rounded);
-    free(zero);
+    float *ref = malloc((size_t)cu[S] * NH * HS * sizeof *ref);
+    cr_assert(ref && attention_kernel_reference(ref, qkv, bias, cu, S, max_len, NH, HS, dt, ATT_REF[kernel]) == 0);
     return ref;
 }
 
