@@ -81,6 +81,12 @@ typedef enum {
  * "unknown" for a value outside the enum. */
 const char *ember_dtype_str(ember_dtype dtype);
 const char *ember_pooling_str(ember_pooling pooling);
+/* The reverse, for what --dtype, --pooling and --device take ("cpu", "cuda",
+ * "cuda:N", "auto"; *index is N, else 0); EMBER_ERR_INVALID_ARGUMENT with
+ * a message listing the accepted values for anything else. */
+ember_status ember_dtype_parse(const char *s, ember_dtype *out);
+ember_status ember_pooling_parse(const char *s, ember_pooling *out);
+ember_status ember_device_parse(const char *s, ember_device *device, int32_t *index);
 
 typedef enum {
     EMBER_NORMALIZE_DEFAULT = 0, /* L2-normalise when the model has a Normalize module */
@@ -90,13 +96,67 @@ typedef enum {
 
 typedef struct ember_model ember_model;
 
+/* ---- debugging and tuning ------------------------------------------------
+ * How a backend runs, never what it computes (beyond rounding). All zero is
+ * the default everywhere. The library never reads the environment: programs
+ * that let users set these there call ember_tuning_from_env. */
+
+typedef enum {
+    EMBER_CPU_KERNELS_AUTO = 0, /* the best family the processor runs */
+    EMBER_CPU_KERNELS_GENERIC,  /* portable C, OpenBLAS for the products */
+    EMBER_CPU_KERNELS_AVX512    /* AVX-512 F, DQ, BW and VL */
+} ember_cpu_kernels;
+
+typedef enum {
+    EMBER_SWITCH_DEFAULT = 0,
+    EMBER_SWITCH_ON,
+    EMBER_SWITCH_OFF
+} ember_switch;
+
+typedef enum {
+    EMBER_CUDA_ATTENTION_DEFAULT = 0, /* mma.sync, flash style */
+    EMBER_CUDA_ATTENTION_MMA,
+    EMBER_CUDA_ATTENTION_WMMA         /* the first tensor-core kernel, kept for comparison */
+} ember_cuda_attention;
+
+typedef enum {
+    EMBER_CUDA_GEMM_DEFAULT = 0, /* cublasGemmEx */
+    EMBER_CUDA_GEMM_BLAS,
+    EMBER_CUDA_GEMM_LT,          /* cuBLASLt, its heuristic's first algorithm per shape */
+    EMBER_CUDA_GEMM_LT_TUNE      /* cuBLASLt, the fastest of its algorithms per shape, timed */
+} ember_cuda_gemm;
+
+typedef struct {
+    ember_cpu_kernels cpu_kernels; /* an explicit family this processor lacks is an error */
+    ember_switch cuda_sync;        /* synchronise after every op so that a fault names it
+                                      (default: on in debug builds) */
+    ember_cuda_attention cuda_attention;
+    ember_cuda_gemm cuda_gemm;
+    int32_t cuda_ffn_chunk;        /* FFN up, activation and down over this many tokens at a
+                                      time; 0: the whole batch */
+    ember_switch cuda_profile;     /* time every op with CUDA events; the table goes to the
+                                      log callback (EMBER_LOG_INFO) when the model is freed */
+} ember_tuning;
+
+/*
+ * Fill *tuning from the environment: EMBER_CPU_KERNELS (auto, generic,
+ * avx512), EMBER_CUDA_SYNC (0, 1), EMBER_CUDA_ATTENTION (mma, wmma),
+ * EMBER_CUDA_GEMM (blas, lt, lt-tune), EMBER_CUDA_FFN_CHUNK (tokens),
+ * EMBER_CUDA_PROFILE (0, 1). Unset or empty variables leave their field as
+ * it is; a value it does not know is EMBER_ERR_INVALID_ARGUMENT naming the
+ * variable, so that no benchmark runs mislabelled.
+ */
+ember_status ember_tuning_from_env(ember_tuning *tuning);
+
 typedef struct {
     ember_device device;
     int32_t device_index;     /* CUDA device ordinal */
     ember_dtype dtype;        /* compute dtype; the CPU backend runs fp32 only */
     int32_t n_threads;        /* CPU threads; 0: every online core */
-    int32_t max_batch_tokens; /* tokens per forward pass (sets the workspace size) */
+    int32_t max_batch_tokens; /* tokens per forward pass (sets the workspace size);
+                                 0: 4096 on the CPU, 32768 on a GPU */
     int32_t max_length;       /* 0: the model's own limit; otherwise min(this, model's) */
+    ember_tuning tuning;      /* all zero: the defaults */
 } ember_model_params;
 
 ember_model_params ember_model_default_params(void);
@@ -122,7 +182,10 @@ typedef struct {
     ember_device device;      /* the device actually used */
     int32_t device_index;
     ember_dtype dtype;        /* the compute dtype actually used */
-    char device_name[128];    /* "cpu (8 threads)", "NVIDIA H100 80GB HBM3", ... */
+    char device_name[128];    /* "cpu (8 threads, avx512)", "NVIDIA H100 80GB HBM3", ... */
+    int32_t batch_invariant;  /* 1 when a text's vector is the same bits whatever else is in
+                                 its batch (the CPU's SIMD kernels); 0 when it may differ in the
+                                 last bits (portable C, cuBLAS) */
 } ember_model_info;
 
 ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);

@@ -89,7 +89,7 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
     if (max_tokens == 0) max_tokens = want_cuda ? 32768 : 4096;
     if (max_tokens < maxlen) max_tokens = maxlen;
     if (want_cuda) {
-        m->be = cuda_backend_create(c, &m->files.tensors, p.device_index, p.dtype, max_tokens, &st);
+        m->be = cuda_backend_create(c, &m->files.tensors, p.device_index, p.dtype, max_tokens, &p.tuning, &st);
         if (!m->be) goto fail;
     } else {
         if (p.device == EMBER_DEVICE_AUTO)
@@ -100,7 +100,7 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
                             ember_dtype_str(p.dtype));
             goto fail;
         }
-        m->be = cpu_backend_create(c, &m->files.tensors, p.n_threads, max_tokens, &st);
+        m->be = cpu_backend_create(c, &m->files.tensors, p.n_threads, max_tokens, p.tuning.cpu_kernels, &st);
         if (!m->be) goto fail;
     }
     /* the backend holds its own copy of the weights now */
@@ -166,6 +166,7 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->device_index = m->be->device_index;
     info->dtype = m->be->dtype;
     snprintf(info->device_name, sizeof info->device_name, "%s", m->be->name);
+    info->batch_invariant = m->be->batch_invariant;
     return EMBER_OK;
 }
 

@@ -238,7 +238,20 @@ embed "$T/small.txt" -q > "$T/small.out.jsonl" || fail "JSONL to stdout"
 embed "$T/small.txt" -q -o "$T/small-o.jsonl" || fail "JSONL to a file"
 cmp -s "$T/small.out.jsonl" "$T/small-o.jsonl" || fail "JSONL file differs from stdout"
 embed "$T/small.txt" -o "$T/sj" --shard-rows 700 --format jsonl -q || fail "JSONL shards"
-cat "$T"/sj/shard-*.jsonl | cmp -s - "$T/small.out.jsonl" || fail "JSONL shards differ from one JSONL file"
+# Shards cut their windows at every 700 rows, so the batches differ from the
+# single file's: the same bits only where the kernels are batch-invariant.
+if "$EMBER" info -m "$MODEL" | grep -q "same bits in any batch"; then
+    cat "$T"/sj/shard-*.jsonl | cmp -s - "$T/small.out.jsonl" || fail "JSONL shards differ from one JSONL file"
+else
+    cat "$T"/sj/shard-*.jsonl > "$T/sj.jsonl"
+    python3 - "$T/sj.jsonl" "$T/small.out.jsonl" <<'PY' || fail "JSONL shards differ from one JSONL file by more than rounding"
+import json, sys
+a, b = ([json.loads(line) for line in open(p)] for p in sys.argv[1:])
+assert len(a) == len(b) == 2000, (len(a), len(b))
+d = max(abs(x - y) for r, s in zip(a, b) for x, y in zip(r, s))
+assert d <= 1e-5, d
+PY
+fi
 : > "$T/empty.txt"
 embed "$T/empty.txt" -o "$T/empty.npy" -q || fail "empty input"
 head -c 128 "$T/empty.npy" | grep -q "shape': (0, $dim)" || fail "empty input: $(head -c 128 "$T/empty.npy")"

@@ -6,10 +6,9 @@
  * followed by guard values that must stay untouched (and under
  * -DEMBER_SANITIZE=ON, AddressSanitizer sees every stray read).
  *
- * Every test runs on the kernels this processor gets and, in a test of its
- * own, on the portable ones (EMBER_CPU_KERNELS=generic, set before the
- * choice is made: Criterion runs each test in a process of its own). On the
- * AVX-512 path a row's result must not depend on the rest of its batch, bit
+ * Every test runs on the best kernel family this processor has and, in a
+ * test of its own, on the portable one. On a batch-invariant family (the
+ * SIMD ones) a row's result must not depend on the rest of its batch, bit
  * for bit. */
 #include <math.h>
 #include <omp.h>
@@ -44,10 +43,12 @@ static void check_guard(const float *p, size_t n, const char *what) {
         cr_assert_eq(p[i], GUARD_VALUE, "%s: written past its end (element %zu of %zu)", what, i, n);
 }
 
+/* The family every op of the test runs. */
+static cpu_kernels kern;
+
 static void use_kernels(int generic) {
-    if (generic) setenv("EMBER_CPU_KERNELS", "generic", 1);
-    cpu_kernels k = cpu_kernels_get();
-    if (generic) cr_assert_eq(k, CPU_KERNELS_GENERIC, "EMBER_CPU_KERNELS=generic was not obeyed");
+    kern = generic ? CPU_KERNELS_GENERIC : cpu_kernels_best();
+    cr_assert_eq(cpu_kernels_check(kern), EMBER_OK, "%s", ember_last_error());
 }
 
 /* |got - want| <= atol + rtol |want| everywhere; prints the first mismatch */
@@ -72,10 +73,10 @@ static double act_ref(double v, int act) {
 /* ---- linear ---------------------------------------------------------------------- */
 
 static float *pack(const float *w, int32_t N, int32_t K) {
-    size_t n = linear_packed_size(N, K);
+    size_t n = linear_packed_size(N, K, kern);
     float *p = aligned_alloc(64, ((n + 15) & ~(size_t)15) * sizeof *p);
     cr_assert(p);
-    linear_pack(p, w, N, K);
+    linear_pack(p, w, N, K, kern);
     return p;
 }
 
@@ -106,7 +107,7 @@ static void linear_case(int32_t T, int32_t K, int32_t N) {
             }
             for (size_t i = 0; i < (size_t)T * N; i++)
                 want[i] = act_ref(dot[i], acts[a]) + (with_res ? (double)r0[i] : 0.0);
-            linear_cpu(o, inp, wp, bias, with_res ? o : NULL, acts[a], T, K, N);
+            linear_cpu(o, inp, wp, bias, with_res ? o : NULL, acts[a], T, K, N, kern);
             snprintf(what, sizeof what, "linear T=%d K=%d N=%d act=%d%s", T, K, N, acts[a],
                      with_res ? " +residual" : "");
             check_guard(o, (size_t)T * N, what);
@@ -148,15 +149,15 @@ static void linear_threads(int generic) {
     float *inp = guarded((size_t)T * K), *w = guarded((size_t)N * K), *bias = guarded((size_t)N);
     float *a = guarded((size_t)T * N), *b = guarded((size_t)T * N), *c = guarded((size_t)T * N);
     float *wp = pack(w, N, K);
-    linear_cpu(a, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N);
+    linear_cpu(a, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N, kern);
 #pragma omp parallel num_threads(3)
     {
-        cr_assert(cpu_scratch_reserve(K, N, 16, 16));
-        linear_cpu(b, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N);
+        cr_assert(cpu_scratch_reserve(K, N, 16, 16, kern));
+        linear_cpu(b, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N, kern);
     }
 #pragma omp parallel for num_threads(3) schedule(dynamic, 1)
     for (int32_t m = 0; m < T; m += 48)
-        linear_rows_cpu(c, inp, wp, bias, NULL, ACT_GELU_ERF, m, m + 48 < T ? m + 48 : T, K, N);
+        linear_rows_cpu(c, inp, wp, bias, NULL, ACT_GELU_ERF, m, m + 48 < T ? m + 48 : T, K, N, kern);
     check_guard(b, (size_t)T * N, "linear in a parallel region");
     check_guard(c, (size_t)T * N, "linear_rows_cpu");
     double *want = malloc((size_t)T * N * sizeof *want);
@@ -173,21 +174,21 @@ Test(cpu_ops, linear_threads_generic) { linear_threads(1); }
  * number of threads. */
 Test(cpu_ops, linear_batch_independent) {
     use_kernels(0);
-    if (cpu_kernels_get() != CPU_KERNELS_AVX512) cr_skip_test("no AVX-512 on this processor");
+    if (!cpu_kernels_batch_invariant(kern)) cr_skip_test("no batch-invariant kernels on this processor");
     const int32_t T = 131, K = 385, N = 70;
     float *inp = guarded((size_t)T * K), *w = guarded((size_t)N * K), *bias = guarded((size_t)N);
     float *all = guarded((size_t)T * N), *one = guarded((size_t)N), *par = guarded((size_t)T * N);
     float *wp = pack(w, N, K);
-    linear_cpu(all, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N);
+    linear_cpu(all, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N, kern);
 #pragma omp parallel num_threads(4)
-    linear_cpu(par, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N);
+    linear_cpu(par, inp, wp, bias, NULL, ACT_GELU_ERF, T, K, N, kern);
     cr_assert(memcmp(all, par, (size_t)T * N * sizeof *all) == 0, "4 threads differ from 1");
     for (int32_t t = 0; t < T; t++) {
-        linear_cpu(one, inp + (size_t)t * K, wp, bias, NULL, ACT_GELU_ERF, 1, K, N);
+        linear_cpu(one, inp + (size_t)t * K, wp, bias, NULL, ACT_GELU_ERF, 1, K, N, kern);
         cr_assert(memcmp(one, all + (size_t)t * N, (size_t)N * sizeof *one) == 0, "row %d differs alone", t);
         if (t + 5 <= T) {
             float *five = guarded((size_t)5 * N);
-            linear_cpu(five, inp + (size_t)t * K, wp, bias, NULL, ACT_GELU_ERF, 5, K, N);
+            linear_cpu(five, inp + (size_t)t * K, wp, bias, NULL, ACT_GELU_ERF, 5, K, N, kern);
             cr_assert(memcmp(five, all + (size_t)t * N, (size_t)N * sizeof *one) == 0,
                       "row %d differs at the top of a batch of 5", t);
             free(five);
@@ -209,7 +210,7 @@ static void activations(int generic) {
     const int acts[] = {ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU};
     double *want = malloc((size_t)N * sizeof *want);
     for (size_t a = 0; a < 3; a++) {
-        bias_act_cpu(y, x, zero, (activation)acts[a], 1, N);
+        bias_act_cpu(y, x, zero, (activation)acts[a], 1, N, kern);
         check_guard(y, (size_t)N, "bias_act_cpu");
         for (int32_t i = 0; i < N; i++) want[i] = act_ref(x[i], acts[a]);
         char what[64];
@@ -252,11 +253,11 @@ static void layernorms(int generic) {
                     dst[(size_t)t * C + c] = (v[c] - mean) / sqrt(var + eps) * w[c] + b[c];
             }
         char what[64];
-        layernorm_cpu(out, x, w, b, eps, T, C);
+        layernorm_cpu(out, x, w, b, eps, T, C, kern);
         snprintf(what, sizeof what, "layernorm C=%d", C);
         check_guard(out, (size_t)T * C, what);
         expect_close(out, want, (size_t)T * C, C == 1 ? 1e-3 : 2e-5, 2e-5, what);
-        bias_residual_layernorm_cpu(out, x, bias, r, w, b, eps, T, C);
+        bias_residual_layernorm_cpu(out, x, bias, r, w, b, eps, T, C, kern);
         snprintf(what, sizeof what, "bias_residual_layernorm C=%d", C);
         check_guard(out, (size_t)T * C, what);
         expect_close(out, want2, (size_t)T * C, C == 1 ? 1e-3 : 2e-5, 2e-5, what);
@@ -313,7 +314,7 @@ static void attention_case(const int32_t *lens, int32_t S, int32_t NH, int32_t H
     attention_ref(want, qkv, bias, cu, S, NH, HS);
     char what[128];
     snprintf(what, sizeof what, "attention S=%d (first L=%d) NH=%d HS=%d spread %g", S, lens[0], NH, HS, (double)spread);
-    attention_cpu(out, qkv, bias, cu, S, 0, NH, HS);
+    attention_cpu(out, qkv, bias, cu, S, 0, NH, HS, kern);
     check_guard(out, (size_t)T * C, what);
     check_guard(qkv, (size_t)T * 3 * C, what);
     expect_close(out, want, (size_t)T * C, 2e-5 * spread * spread, 1e-4, what);
@@ -345,7 +346,7 @@ Test(cpu_ops, attention_odd_shapes_generic) { attentions(1); }
  * among others, in any position, on any number of threads. */
 Test(cpu_ops, attention_batch_independent) {
     use_kernels(0);
-    if (cpu_kernels_get() != CPU_KERNELS_AVX512) cr_skip_test("no AVX-512 on this processor");
+    if (!cpu_kernels_batch_invariant(kern)) cr_skip_test("no batch-invariant kernels on this processor");
     const int32_t HSs[] = {16, 32, 64, 80};
     for (size_t h = 0; h < sizeof HSs / sizeof *HSs; h++) {
         const int32_t NH = 3, HS = HSs[h], C = NH * HS;
@@ -355,18 +356,18 @@ Test(cpu_ops, attention_batch_independent) {
         const int32_t T = cu[5];
         float *qkv = guarded((size_t)T * 3 * C), *bias = guarded((size_t)3 * C), *all = guarded((size_t)T * C);
         float *par = guarded((size_t)T * C);
-        attention_cpu(all, qkv, bias, cu, 5, 0, NH, HS);
+        attention_cpu(all, qkv, bias, cu, 5, 0, NH, HS, kern);
         int32_t order[5] = {1, 3, 4, 0, 2};
 #pragma omp parallel num_threads(3)
         {
-            cr_assert(cpu_scratch_reserve(C, C, HS, 70));
-            attention_heads_cpu(par, qkv, bias, cu, 5, NH, HS, order);
+            cr_assert(cpu_scratch_reserve(C, C, HS, 70, kern));
+            attention_heads_cpu(par, qkv, bias, cu, 5, NH, HS, order, kern);
         }
         cr_assert(memcmp(all, par, (size_t)T * C * sizeof *all) == 0, "HS=%d: 3 threads, another order differ", HS);
         for (int s = 0; s < 5; s++) {
             int32_t cu1[2] = {0, lens[s]};
             float *one = guarded((size_t)lens[s] * C);
-            attention_cpu(one, qkv + (size_t)cu[s] * 3 * C, bias, cu1, 1, 0, NH, HS);
+            attention_cpu(one, qkv + (size_t)cu[s] * 3 * C, bias, cu1, 1, 0, NH, HS, kern);
             cr_assert(memcmp(one, all + (size_t)cu[s] * C, (size_t)lens[s] * C * sizeof *one) == 0,
                       "HS=%d: sequence %d differs alone", HS, s);
             free(one);
@@ -386,7 +387,7 @@ static void embed_and_pool(int generic) {
         float *w = guarded((size_t)C), *b = guarded((size_t)C), *out = guarded((size_t)T * C);
         int32_t ids[9] = {10, 0, 3, 3, 7, 1, 2, 9, 10}, types[9] = {0, 0, 0, 1, 1, 0, 1, 0, 1};
         int32_t pos_ids[9] = {0, 1, 2, 3, 4, 0, 1, 2, 8};
-        embed_layernorm_cpu(out, ids, types, pos_ids, word, pos, type, w, b, 1e-5f, T, C);
+        embed_layernorm_cpu(out, ids, types, pos_ids, word, pos, type, w, b, 1e-5f, T, C, kern);
         check_guard(out, (size_t)T * C, "embed_layernorm_cpu");
         double *want = malloc((size_t)T * C * sizeof *want);
         for (int32_t t = 0; t < T; t++) {
@@ -409,7 +410,7 @@ static void embed_and_pool(int generic) {
                                        EMBER_POOLING_MEAN_SQRT_LEN};
         for (int m = 0; m < 4; m++)
             for (int norm = 0; norm < 2; norm++) {
-                pool_cpu(pooled, out, cu, 2, C, modes[m], norm);
+                pool_cpu(pooled, out, cu, 2, C, modes[m], norm, kern);
                 check_guard(pooled, (size_t)2 * C, "pool_cpu");
                 double ref[2][128];
                 for (int s = 0; s < 2; s++) {
@@ -444,18 +445,24 @@ Test(cpu_ops, embeddings_and_pooling) { embed_and_pool(0); }
 Test(cpu_ops, embeddings_and_pooling_generic) { embed_and_pool(1); }
 
 /* The AVX-512 kernels are compiled for F, DQ, BW and VL (and use
- * instructions of each): they may run only where all four are present. */
+ * instructions of each): they may run only where all four are present, and
+ * asking for them elsewhere is an error naming what is missing. */
 Test(cpu_ops, avx512_only_with_every_extension_the_kernels_use) {
-    use_kernels(0);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     int all = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    if (cpu_kernels_get() == CPU_KERNELS_AVX512)
-        cr_assert(all, "AVX-512 kernels chosen on a processor without AVX-512 DQ, BW or VL");
-    else
-        cr_assert(!all || getenv("EMBER_CPU_KERNELS"), "a processor with AVX-512 F/DQ/BW/VL got the portable kernels");
+    if (all) {
+        cr_assert_eq(cpu_kernels_best(), CPU_KERNELS_AVX512, "a processor with AVX-512 F/DQ/BW/VL got %s",
+                     cpu_kernels_name(cpu_kernels_best()));
+        cr_assert_eq(cpu_kernels_check(CPU_KERNELS_AVX512), EMBER_OK);
+    } else {
+        cr_assert_neq(cpu_kernels_best(), CPU_KERNELS_AVX512, "AVX-512 kernels chosen without DQ, BW or VL");
+        cr_assert_eq(cpu_kernels_check(CPU_KERNELS_AVX512), EMBER_ERR_UNSUPPORTED);
+        cr_assert(strstr(ember_last_error(), "avx512"), "message: %s", ember_last_error());
+    }
 #else
-    cr_assert_eq(cpu_kernels_get(), CPU_KERNELS_GENERIC);
+    cr_assert_eq(cpu_kernels_best(), CPU_KERNELS_GENERIC);
 #endif
+    cr_assert_eq(cpu_kernels_check(CPU_KERNELS_GENERIC), EMBER_OK);
 }

@@ -223,6 +223,7 @@ Test(tiny, batching_does_not_change_results) {
     tiny_ref r;
     tiny_ref_load(&r);
     ember_model_params mp = ember_model_default_params();
+    cr_assert_eq(ember_tuning_from_env(&mp.tuning), EMBER_OK); /* the kernels load_model uses */
     mp.max_batch_tokens = 64; /* forces many small batches */
     ember_model *small = NULL;
     cr_assert_eq(ember_model_load(TINY_DIR, &mp, &small), EMBER_OK);

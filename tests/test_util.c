@@ -22,6 +22,8 @@ void require_dir(const char *dir, const char *hint) {
 ember_model *load_model(const char *dir) {
     ember_model *m = NULL;
     ember_model_params p = ember_model_default_params();
+    /* EMBER_CPU_KERNELS and the like, as the programs honour them */
+    cr_assert_eq(ember_tuning_from_env(&p.tuning), EMBER_OK, "%s", ember_last_error());
     ember_status st = ember_model_load(dir, &p, &m);
     cr_assert_eq(st, EMBER_OK, "loading %s: %s", dir, ember_last_error());
     return m;

@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
             bench_tensor_random(inp, n, -4, 4, dt);
             bench_tensor_random(bias, N, -1, 1, dt);
             std::vector<float> ref(n);
-            bias_act_cpu(ref.data(), inp.host.data(), bias.host.data(), ACT_GELU_ERF, T, N);
+            bias_act_cpu(ref.data(), inp.host.data(), bias.host.data(), ACT_GELU_ERF, T, N, cpu_kernels_best());
             void *out = bench_alloc(n * es);
             char shape_name[32];
             snprintf(shape_name, sizeof shape_name, "%d x %d", T, N);

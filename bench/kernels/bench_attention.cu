@@ -9,6 +9,7 @@
  *   version 3: the scalar fp32 kernel (one warp per query row)
  * Reported in TFLOP/s of the two products (4 L^2 HS per head and sequence). */
 #include "attention.cuh"
+#include "attention_reference.h"
 #include "bench_common.cuh"
 
 struct attn_shape {
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
             bench_tensor_random(qkv, (size_t)T * 3 * C, -2, 2, dt);
             bench_tensor_random(bias, (size_t)3 * C, -0.5f, 0.5f, dt);
             /* Each kernel is held to the CPU on the operands it multiplies
-             * (attention_kernel_reference, cuda_layout.h). */
+             * (attention_kernel_reference, tests/cuda/attention_reference.h). */
             std::vector<float> ref((size_t)T * C), ref_wmma((size_t)T * C), ref_mma((size_t)T * C);
             const bool tc = attention_uses_tensor_cores(dt, sh.HS);
             const attention_ref_kernel kinds[] = {ATTENTION_REF_SCALAR, ATTENTION_REF_WMMA, ATTENTION_REF_MMA};

@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
             bench_tensor_random(b, C, -0.5f, 0.5f, dt);
             std::vector<float> ref(n);
             bias_residual_layernorm_cpu(ref.data(), inp.host.data(), bias.host.data(), res.host.data(), w.host.data(),
-                                        b.host.data(), eps, T, C);
+                                        b.host.data(), eps, T, C, cpu_kernels_best());
             void *out = bench_alloc(n * es);
             char shape_name[32];
             snprintf(shape_name, sizeof shape_name, "%d x %d", T, C);
@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
                 BENCH_CHECK(cudaMemcpy(d_ints + T, types.data(), T * 4, cudaMemcpyHostToDevice));
                 BENCH_CHECK(cudaMemcpy(d_ints + 2 * T, pos.data(), T * 4, cudaMemcpyHostToDevice));
                 embed_layernorm_cpu(ref.data(), ids.data(), types.data(), pos.data(), word.host.data(),
-                                    pos_emb.host.data(), type_emb.host.data(), w.host.data(), b.host.data(), eps, T, C);
+                                    pos_emb.host.data(), type_emb.host.data(), w.host.data(), b.host.data(), eps, T, C, cpu_kernels_best());
                 auto run = [&]() {
                     return embed_layernorm_cuda(out, d_ints, d_ints + T, d_ints + 2 * T, word.dev, pos_emb.dev,
                                                 type_emb.dev, w.dev, b.dev, eps, T, C, dt, 0);

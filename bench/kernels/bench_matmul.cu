@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
         void *out = bench_alloc((size_t)sh.T * sh.N * dtype_size(dt));
         const int32_t VR = 64; /* rows checked */
         std::vector<float> ref((size_t)VR * sh.N);
-        matmul_cpu(ref.data(), inp.host.data(), w.host.data(), VR, sh.K, sh.N);
+        matmul_cpu(ref.data(), inp.host.data(), w.host.data(), VR, sh.K, sh.N, cpu_kernels_best());
         const double flops = 2.0 * sh.T * sh.K * sh.N;
         auto check_and_time = [&](const char *version, auto run) {
             BENCH_CHECK(cudaMemset(out, 0xff, (size_t)sh.T * sh.N * dtype_size(dt)));

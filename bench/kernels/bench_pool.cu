@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
             BENCH_CHECK(cudaMemcpy(d_cu, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
             float *out = (float *)bench_alloc((size_t)S * C * 4);
             std::vector<float> ref((size_t)S * C);
-            pool_cpu(ref.data(), hidden.host.data(), cu.data(), S, C, EMBER_POOLING_MEAN, 1);
+            pool_cpu(ref.data(), hidden.host.data(), cu.data(), S, C, EMBER_POOLING_MEAN, 1, cpu_kernels_best());
             char shape_name[40];
             snprintf(shape_name, sizeof shape_name, "%d x %d x %d", S, len, C);
             auto run = [&]() { return pool_cuda(out, hidden.dev, d_cu, S, C, EMBER_POOLING_MEAN, 1, dt, 0); };

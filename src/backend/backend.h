@@ -34,17 +34,20 @@ struct backend {
     int32_t device_index;
     ember_dtype dtype;
     int32_t max_tokens; /* the most tokens one forward takes */
+    int batch_invariant; /* a sequence's output is the same bits whatever else is in its batch */
     char name[128];
     tensor_hook hook;
     void *hook_user;
 };
 
+/* kernels: EMBER_CPU_KERNELS_AUTO for the best the processor runs; a family
+ * it lacks is EMBER_ERR_UNSUPPORTED naming the missing instructions. */
 backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t n_threads,
-                            int32_t max_tokens, ember_status *st);
+                            int32_t max_tokens, ember_cpu_kernels kernels, ember_status *st);
 
 /* NULL with *st = EMBER_ERR_NO_DEVICE when CUDA is not compiled in or absent. */
 backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t device_index,
-                             ember_dtype dtype, int32_t max_tokens, ember_status *st);
+                             ember_dtype dtype, int32_t max_tokens, const ember_tuning *tuning, ember_status *st);
 int32_t cuda_device_count(void);
 
 #endif

@@ -58,7 +58,7 @@ static int reserve_scratch(const cpu_backend *cb, int nt, int32_t max_seqlen) {
     const bert_config *c = &cb->cfg;
     int ok = 1;
 #pragma omp parallel num_threads(nt) reduction(&& : ok)
-    ok = cpu_scratch_reserve(c->C, c->FF, c->HS, max_seqlen);
+    ok = cpu_scratch_reserve(c->C, c->FF, c->HS, max_seqlen, cb->kernels);
     return ok;
 }
 
@@ -67,6 +67,7 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
     cpu_backend *cb = (cpu_backend *)be;
     const bert_config *c = &cb->cfg;
     const int32_t T = b->T, C = c->C, FF = c->FF;
+    const cpu_kernels kern = cb->kernels;
     if (T > be->max_tokens)
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "batch of %d tokens exceeds the workspace (%d)", T,
                           be->max_tokens);
@@ -107,13 +108,13 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
 #pragma omp parallel num_threads(nt)
     {
         embed_layernorm_rows_cpu(x, b->ids, b->type_ids, b->pos, cb->word, cb->pos, cb->type, cb->ln_w, cb->ln_b,
-                                 c->ln_eps, T, C);
+                                 c->ln_eps, T, C, kern);
         if (by_rows) {
             const cpu_layer *w = &cb->layers[0];
 #pragma omp for schedule(dynamic, 1)
             for (int32_t i = 0; i < n_blocks; i++) {
                 int32_t m0 = i * block, m1 = m0 + block < T ? m0 + block : T;
-                linear_rows_cpu(cb->qkv, x, w->wqkv, w->bqkv, NULL, CPU_ACT_NONE, m0, m1, C, 3 * C);
+                linear_rows_cpu(cb->qkv, x, w->wqkv, w->bqkv, NULL, CPU_ACT_NONE, m0, m1, C, 3 * C, kern);
             }
         }
     }
@@ -124,25 +125,27 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
 #pragma omp parallel num_threads(nt)
         {
             if (by_rows) {
-                attention_heads_cpu(cb->att, cb->qkv, NULL, b->cu_seqlens, b->S, c->NH, c->HS, cb->seq_order);
+                attention_heads_cpu(cb->att, cb->qkv, NULL, b->cu_seqlens, b->S, c->NH, c->HS, cb->seq_order, kern);
 #pragma omp for schedule(dynamic, 1)
                 for (int32_t i = 0; i < n_blocks; i++) {
                     int32_t m0 = i * block, m1 = m0 + block < T ? m0 + block : T;
-                    linear_rows_cpu(x, cb->att, w->wo, w->bo, x, CPU_ACT_NONE, m0, m1, C, C);
-                    layernorm_rows_cpu(x, x, w->ln1_w, w->ln1_b, c->ln_eps, m0, m1, C);
-                    linear_rows_cpu(cb->ff, x, w->w1, w->b1, NULL, (int)c->act, m0, m1, C, FF);
-                    linear_rows_cpu(x, cb->ff, w->w2, w->b2, x, CPU_ACT_NONE, m0, m1, FF, C);
-                    layernorm_rows_cpu(x, x, w->ln2_w, w->ln2_b, c->ln_eps, m0, m1, C);
-                    if (next) linear_rows_cpu(cb->qkv, x, next->wqkv, next->bqkv, NULL, CPU_ACT_NONE, m0, m1, C, 3 * C);
+                    linear_rows_cpu(x, cb->att, w->wo, w->bo, x, CPU_ACT_NONE, m0, m1, C, C, kern);
+                    layernorm_rows_cpu(x, x, w->ln1_w, w->ln1_b, c->ln_eps, m0, m1, C, kern);
+                    linear_rows_cpu(cb->ff, x, w->w1, w->b1, NULL, (int)c->act, m0, m1, C, FF, kern);
+                    linear_rows_cpu(x, cb->ff, w->w2, w->b2, x, CPU_ACT_NONE, m0, m1, FF, C, kern);
+                    layernorm_rows_cpu(x, x, w->ln2_w, w->ln2_b, c->ln_eps, m0, m1, C, kern);
+                    if (next)
+                        linear_rows_cpu(cb->qkv, x, next->wqkv, next->bqkv, NULL, CPU_ACT_NONE, m0, m1, C, 3 * C,
+                                        kern);
                 }
             } else {
-                linear_cpu(cb->qkv, x, w->wqkv, w->bqkv, NULL, CPU_ACT_NONE, T, C, 3 * C);
-                attention_heads_cpu(cb->att, cb->qkv, NULL, b->cu_seqlens, b->S, c->NH, c->HS, cb->seq_order);
-                linear_cpu(x, cb->att, w->wo, w->bo, x, CPU_ACT_NONE, T, C, C);
-                layernorm_cpu(x, x, w->ln1_w, w->ln1_b, c->ln_eps, T, C);
-                linear_cpu(cb->ff, x, w->w1, w->b1, NULL, (int)c->act, T, C, FF);
-                linear_cpu(x, cb->ff, w->w2, w->b2, x, CPU_ACT_NONE, T, FF, C);
-                layernorm_cpu(x, x, w->ln2_w, w->ln2_b, c->ln_eps, T, C);
+                linear_cpu(cb->qkv, x, w->wqkv, w->bqkv, NULL, CPU_ACT_NONE, T, C, 3 * C, kern);
+                attention_heads_cpu(cb->att, cb->qkv, NULL, b->cu_seqlens, b->S, c->NH, c->HS, cb->seq_order, kern);
+                linear_cpu(x, cb->att, w->wo, w->bo, x, CPU_ACT_NONE, T, C, C, kern);
+                layernorm_cpu(x, x, w->ln1_w, w->ln1_b, c->ln_eps, T, C, kern);
+                linear_cpu(cb->ff, x, w->w1, w->b1, NULL, (int)c->act, T, C, FF, kern);
+                linear_cpu(x, cb->ff, w->w2, w->b2, x, CPU_ACT_NONE, T, FF, C, kern);
+                layernorm_cpu(x, x, w->ln2_w, w->ln2_b, c->ln_eps, T, C, kern);
             }
         }
         if (be->hook) be->hook(be->hook_user, "layer_out", l, x, T, C);
@@ -150,7 +153,7 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
     if (hidden) memcpy(hidden, x, (size_t)T * C * sizeof *x);
     if (pooled) {
 #pragma omp parallel num_threads(nt)
-        pool_rows_cpu(pooled, x, b->cu_seqlens, b->S, C, pooling, normalize);
+        pool_rows_cpu(pooled, x, b->cu_seqlens, b->S, C, pooling, normalize, kern);
     }
     return EMBER_OK;
 }
@@ -169,17 +172,25 @@ static void cpu_destroy(backend *be) {
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; } /* keeps every tensor 64-byte aligned */
 
 backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t n_threads, int32_t max_tokens,
-                            ember_status *st) {
+                            ember_cpu_kernels choice, ember_status *st) {
+    cpu_kernels kernels = cpu_kernels_best();
+    if (choice == EMBER_CPU_KERNELS_GENERIC) kernels = CPU_KERNELS_GENERIC;
+    else if (choice == EMBER_CPU_KERNELS_AVX512) kernels = CPU_KERNELS_AVX512;
+    else if (choice != EMBER_CPU_KERNELS_AUTO) {
+        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown CPU kernel family %d", (int)choice);
+        return NULL;
+    }
+    if ((*st = cpu_kernels_check(kernels))) return NULL;
     float *tmp = NULL;
     cpu_backend *cb = calloc(1, sizeof *cb);
     if (!cb) goto oom;
     cb->cfg = *cfg;
     cb->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
-    cb->kernels = cpu_kernels_get();
+    cb->kernels = kernels;
     const int32_t V = cfg->V, C = cfg->C, FF = cfg->FF, P = cfg->P, TV = cfg->TV, L = cfg->L;
-    size_t per_layer = round16(linear_packed_size(3 * C, C)) + round16(3 * (size_t)C) +
-                       round16(linear_packed_size(C, C)) + round16(linear_packed_size(FF, C)) +
-                       round16(linear_packed_size(C, FF)) + round16(FF) + 7 * round16(C);
+    size_t per_layer = round16(linear_packed_size(3 * C, C, kernels)) + round16(3 * (size_t)C) +
+                       round16(linear_packed_size(C, C, kernels)) + round16(linear_packed_size(FF, C, kernels)) +
+                       round16(linear_packed_size(C, FF, kernels)) + round16(FF) + 7 * round16(C);
     size_t total = round16((size_t)V * C) + round16((size_t)P * C) + round16((size_t)TV * C) + 2 * round16(C) +
                    (size_t)L * per_layer;
     cb->params = aligned_alloc(64, total * sizeof(float));
@@ -203,8 +214,8 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
             part += parts[i]->numel;                                                                                   \
         }                                                                                                             \
         dst = p;                                                                                                      \
-        linear_pack(p, tmp, N, K);                                                                                    \
-        p += round16(linear_packed_size(N, K));                                                                       \
+        linear_pack(p, tmp, N, K, kernels);                                                           \
+        p += round16(linear_packed_size(N, K, kernels));                                              \
     } while (0)
     TAKE(cb->word, w->word);
     TAKE(cb->pos, w->pos);
@@ -250,6 +261,7 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
     cb->base.device = EMBER_DEVICE_CPU;
     cb->base.dtype = EMBER_DTYPE_FP32;
     cb->base.max_tokens = max_tokens;
+    cb->base.batch_invariant = cpu_kernels_batch_invariant(kernels);
     snprintf(cb->base.name, sizeof cb->base.name, "cpu (%d threads, %s)", cb->n_threads,
              cpu_kernels_name(cb->kernels));
     *st = EMBER_OK;

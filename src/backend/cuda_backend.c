@@ -33,8 +33,8 @@
 /* cuBLAS's workspace: what NVIDIA recommends for Hopper (32 MiB). */
 #define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 
-/* EMBER_CUDA_PROFILE=1: each op timed with CUDA events, summed per op over
- * the backend's life and printed to stderr when it is destroyed. */
+/* ember_tuning.cuda_profile: each op timed with CUDA events, summed per op
+ * over the backend's life and logged (EMBER_LOG_INFO) when it is destroyed. */
 enum {
     PROF_UPLOAD,
     PROF_EMBED,
@@ -59,11 +59,13 @@ typedef struct {
     bert_config cfg;
     int device;
     int sync_each_op; /* debug: synchronise after every op so a fault names its op */
-    int attn_wmma;     /* EMBER_CUDA_ATTENTION=wmma: the first tensor-core attention kernel */
-    matmul_lt *lt;     /* EMBER_CUDA_GEMM=lt | lt-tune: the projections through cuBLASLt (else cublasGemmEx) */
-    int32_t ffn_chunk; /* EMBER_CUDA_FFN_CHUNK=N: FFN up, activation and down over N tokens at a time, so that
-                          the (N, FF) intermediate can stay in L2; 0: all T at once */
-    /* EMBER_CUDA_PROFILE */
+    /* ember_tuning (kernels/NOTES.md) */
+    int attn_wmma;       /* the first tensor-core attention kernel */
+    ember_cuda_gemm gemm;
+    matmul_lt *lt;       /* lt | lt-tune: the projections through cuBLASLt (else cublasGemmEx) */
+    int32_t ffn_chunk;   /* FFN up, activation and down over this many tokens at a time, so that the
+                            (chunk, FF) intermediate can stay in L2; 0: all T at once */
+    int profile;         /* each op timed, the table logged at the end */
     cudaEvent_t *prof_ev;
     int *prof_op;
     int prof_cap, prof_n;
@@ -166,20 +168,20 @@ static void prof_collect(cuda_backend *cb, int32_t T) {
     cb->prof_tokens += T;
 }
 
+/* The profile through the log callback, a message per line. */
 static void prof_report(const cuda_backend *cb) {
     double total = 0;
     for (int i = 0; i < PROF_N; i++) total += cb->prof_ms[i];
     if (cb->prof_forwards == 0 || total <= 0) return;
-    fprintf(stderr,
-            "ember CUDA profile (%s, %s, %lld forwards, %lld tokens, %.1f ms on the GPU: %.2f M tokens/s%s%s):\n",
-            cb->base.name, ember_dtype_str(cb->base.dtype), (long long)cb->prof_forwards, (long long)cb->prof_tokens, total,
-            cb->prof_tokens / total / 1e3, cb->attn_wmma ? ", wmma attention" : "",
-            cb->ffn_chunk ? ", FFN in chunks" : "");
-    if (cb->lt) fprintf(stderr, "  (projections through cuBLASLt)\n");
+    ember_log(EMBER_LOG_INFO,
+              "CUDA profile (%s, %s, %lld forwards, %lld tokens, %.1f ms on the GPU: %.2f M tokens/s%s%s%s):",
+              cb->base.name, ember_dtype_str(cb->base.dtype), (long long)cb->prof_forwards,
+              (long long)cb->prof_tokens, total, cb->prof_tokens / total / 1e3, cb->attn_wmma ? ", wmma attention" : "",
+              cb->ffn_chunk ? ", FFN in chunks" : "", cb->lt ? ", projections through cuBLASLt" : "");
     for (int i = 0; i < PROF_N; i++)
         if (cb->prof_ms[i] > 0)
-            fprintf(stderr, "  %-40s %10.2f ms %6.1f%% %8.1f ns/token\n", PROF_NAMES[i], cb->prof_ms[i],
-                    100 * cb->prof_ms[i] / total, cb->prof_ms[i] * 1e6 / (double)cb->prof_tokens);
+            ember_log(EMBER_LOG_INFO, "  %-40s %10.2f ms %6.1f%% %8.1f ns/token", PROF_NAMES[i], cb->prof_ms[i],
+                      100 * cb->prof_ms[i] / total, cb->prof_ms[i] * 1e6 / (double)cb->prof_tokens);
 }
 
 static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidden, float *pooled,
@@ -330,31 +332,143 @@ static ember_status device_alloc(void **p, size_t bytes, const char *what, int d
                       cudaGetErrorString(e));
 }
 
-backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t device_index, ember_dtype dtype,
-                             int32_t max_tokens, ember_status *st) {
-    /* The device first: with no GPU or no driver the answer is always
-     * EMBER_ERR_NO_DEVICE (callers fall back to the CPU on it), whatever
-     * the model. */
+/* ---- creation, phase by phase ------------------------------------------------------- */
+
+/* The device exists, takes ember's kernels, and is current; its name in prop. */
+static ember_status device_open(int32_t device_index, struct cudaDeviceProp *prop) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n <= 0) {
         (void)cudaGetLastError();
         if (e == cudaErrorInsufficientDriver)
-            *st = ember_fail(EMBER_ERR_NO_DEVICE,
-                             "no CUDA device: %s (no NVIDIA driver, or one older than CUDA %d.%d needs); use --device "
-                             "cpu (or auto)",
-                             cudaGetErrorString(e), CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
-        else
-            *st = ember_fail(EMBER_ERR_NO_DEVICE, "no CUDA device: %s; use --device cpu (or auto)",
-                             e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
-        return NULL;
+            return ember_fail(EMBER_ERR_NO_DEVICE,
+                              "no CUDA device: %s (no NVIDIA driver, or one older than CUDA %d.%d needs); use "
+                              "--device cpu (or auto)",
+                              cudaGetErrorString(e), CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+        return ember_fail(EMBER_ERR_NO_DEVICE, "no CUDA device: %s; use --device cpu (or auto)",
+                          e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
     }
-    if (device_index < 0 || device_index >= n) {
-        *st = ember_fail(EMBER_ERR_NO_DEVICE, "no CUDA device cuda:%d: this machine has %d (cuda:0 to cuda:%d)",
-                         device_index, n, n - 1);
-        return NULL;
+    if (device_index < 0 || device_index >= n)
+        return ember_fail(EMBER_ERR_NO_DEVICE, "no CUDA device cuda:%d: this machine has %d (cuda:0 to cuda:%d)",
+                          device_index, n, n - 1);
+    if ((e = cudaSetDevice(device_index)) != cudaSuccess ||
+        (e = cudaGetDeviceProperties(prop, device_index)) != cudaSuccess)
+        return cuda_fail("device setup", -1, e);
+    if (prop->major < 8)
+        return ember_fail(EMBER_ERR_UNSUPPORTED,
+                          "CUDA device %d (%s) has compute capability %d.%d; ember's kernels are built for %s (8.0 "
+                          "or newer); use --device cpu",
+                          device_index, prop->name, prop->major, prop->minor, EMBER_CUDA_ARCHS);
+    return EMBER_OK;
+}
+
+/* The switches of ember_tuning that shape this backend. */
+static ember_status tuning_apply(cuda_backend *cb, const ember_tuning *t, int32_t max_tokens) {
+    static const ember_tuning defaults;
+    if (!t) t = &defaults;
+#ifdef NDEBUG
+    cb->sync_each_op = t->cuda_sync == EMBER_SWITCH_ON;
+#else
+    cb->sync_each_op = t->cuda_sync != EMBER_SWITCH_OFF;
+#endif
+    if (t->cuda_attention < EMBER_CUDA_ATTENTION_DEFAULT || t->cuda_attention > EMBER_CUDA_ATTENTION_WMMA)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown CUDA attention kernel %d", (int)t->cuda_attention);
+    if (t->cuda_gemm < EMBER_CUDA_GEMM_DEFAULT || t->cuda_gemm > EMBER_CUDA_GEMM_LT_TUNE)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown CUDA GEMM path %d", (int)t->cuda_gemm);
+    if (t->cuda_ffn_chunk < 0)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "the FFN chunk must be a token count (0: off), got %d",
+                          t->cuda_ffn_chunk);
+    cb->attn_wmma = t->cuda_attention == EMBER_CUDA_ATTENTION_WMMA;
+    cb->gemm = t->cuda_gemm;
+    /* a chunk of the whole batch is no chunking */
+    cb->ffn_chunk = t->cuda_ffn_chunk >= max_tokens ? 0 : t->cuda_ffn_chunk;
+    cb->profile = t->cuda_profile == EMBER_SWITCH_ON;
+    return EMBER_OK;
+}
+
+/* The stream, cuBLAS with its workspace on it, and cuBLASLt when asked for. */
+static ember_status blas_open(cuda_backend *cb) {
+    cudaError_t e;
+    if ((e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess)
+        return cuda_fail("stream creation", -1, e);
+    cublasStatus_t bs = cublasCreate(&cb->blas);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        cb->blas = NULL;
+        return ember_fail(EMBER_ERR_BACKEND, "cuBLAS initialisation failed: %s", blas_status_name(bs));
     }
-    if ((*st = cuda_config_check(cfg, dtype, max_tokens))) return NULL;
+    ember_status st = device_alloc(&cb->blas_ws, BLAS_WORKSPACE_BYTES, "the cuBLAS workspace", cb->device, 0);
+    if (st) return st;
+    if ((bs = cublasSetStream(cb->blas, cb->stream)) != CUBLAS_STATUS_SUCCESS ||
+        (bs = cublasSetWorkspace(cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES)) != CUBLAS_STATUS_SUCCESS ||
+        (bs = cublasSetMathMode(cb->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS)
+        return ember_fail(EMBER_ERR_BACKEND, "cuBLAS setup failed: %s", blas_status_name(bs));
+    if ((cb->gemm == EMBER_CUDA_GEMM_LT || cb->gemm == EMBER_CUDA_GEMM_LT_TUNE) &&
+        (bs = matmul_lt_create(&cb->lt, cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES,
+                               cb->gemm == EMBER_CUDA_GEMM_LT_TUNE)) != CUBLAS_STATUS_SUCCESS)
+        return ember_fail(EMBER_ERR_BACKEND, "cuBLASLt initialisation failed: %s", blas_status_name(bs));
+    return EMBER_OK;
+}
+
+/* Every weight converted to the compute dtype on the host, one upload. */
+static ember_status weights_upload(cuda_backend *cb, const bert_config *cfg, const bert_tensors *w,
+                                   ember_dtype dtype) {
+    ember_status st = cuda_param_layout_init(&cb->lay, cfg, dtype);
+    if (st) return st;
+    uint8_t *host_slab = malloc(cb->lay.bytes);
+    if (!host_slab)
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory staging %.1f MiB of weights",
+                          (double)cb->lay.bytes / (1 << 20));
+    if (!(st = cuda_params_pack(host_slab, &cb->lay, cfg, w)) &&
+        !(st = device_alloc((void **)&cb->params, cb->lay.bytes, "the weights", cb->device, 0))) {
+        /* On the backend's own stream, then waited for: a plain cudaMemcpy
+         * from pageable memory may return before its last DMA lands, and it
+         * runs on the legacy default stream, which a non-blocking stream
+         * does not wait for. */
+        cudaError_t e;
+        if ((e = cudaMemcpyAsync(cb->params, host_slab, cb->lay.bytes, cudaMemcpyHostToDevice, cb->stream)) !=
+                cudaSuccess ||
+            (e = cudaStreamSynchronize(cb->stream)) != cudaSuccess)
+            st = cuda_fail("weight upload", -1, e);
+    }
+    free(host_slab);
+    return st;
+}
+
+/* The activation slab and the pinned buffers a batch passes through. */
+static ember_status workspace_alloc(cuda_backend *cb, const bert_config *cfg, ember_dtype dtype, int32_t max_tokens) {
+    cuda_workspace_layout_init(&cb->ws, cfg, dtype, max_tokens);
+    ember_status st;
+    if ((st = device_alloc((void **)&cb->acts, cb->ws.bytes, "the activations", cb->device, 0)) ||
+        (st = device_alloc((void **)&cb->h_ints, cuda_batch_ints(max_tokens, max_tokens) * sizeof(int32_t),
+                           "the batch staging buffer", cb->device, 1)))
+        return st;
+    return device_alloc((void **)&cb->h_out, (size_t)max_tokens * cfg->C * sizeof(float), "the output buffer",
+                        cb->device, 1);
+}
+
+/* Events for the per-op profile: marks per forward are the upload, the
+ * embedding, 5 per layer plus 3 per FFN chunk, and at most two (output,
+ * end) per copy back. */
+static ember_status profile_setup(cuda_backend *cb, int32_t max_tokens) {
+    const int32_t chunks = cb->ffn_chunk > 0 ? (max_tokens + cb->ffn_chunk - 1) / cb->ffn_chunk : 1;
+    const int cap = 6 + cb->cfg.L * (5 + 3 * chunks);
+    cb->prof_ev = calloc((size_t)cap, sizeof *cb->prof_ev);
+    cb->prof_op = calloc((size_t)cap, sizeof *cb->prof_op);
+    if (!cb->prof_ev || !cb->prof_op) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    for (; cb->prof_cap < cap; cb->prof_cap++) {
+        cudaError_t e = cudaEventCreate(&cb->prof_ev[cb->prof_cap]);
+        if (e != cudaSuccess) return cuda_fail("profiling event creation", -1, e);
+    }
+    return EMBER_OK;
+}
+
+backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t device_index, ember_dtype dtype,
+                             int32_t max_tokens, const ember_tuning *tuning, ember_status *st) {
+    /* The device first: with no GPU or no driver the answer is always
+     * EMBER_ERR_NO_DEVICE (callers fall back to the CPU on it), whatever
+     * the model. */
+    struct cudaDeviceProp prop;
+    if ((*st = device_open(device_index, &prop)) || (*st = cuda_config_check(cfg, dtype, max_tokens))) return NULL;
     cuda_backend *cb = calloc(1, sizeof *cb);
     if (!cb) {
         *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -362,125 +476,12 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
     }
     cb->cfg = *cfg;
     cb->device = device_index;
-    uint8_t *host_slab = NULL; /* before the first goto fail */
-    const char *sync_env = getenv("EMBER_CUDA_SYNC");
-#ifdef NDEBUG
-    cb->sync_each_op = sync_env && *sync_env && strcmp(sync_env, "0") != 0;
-#else
-    cb->sync_each_op = !(sync_env && strcmp(sync_env, "0") == 0);
-#endif
-    /* The measuring switches (kernels/NOTES.md): a value they do not know is
-     * an error, so that no benchmark runs mislabelled. */
-    const char *attn_env = getenv("EMBER_CUDA_ATTENTION");
-    if (attn_env && *attn_env && strcmp(attn_env, "mma") != 0 && strcmp(attn_env, "wmma") != 0) {
-        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "EMBER_CUDA_ATTENTION=%s: expected mma or wmma", attn_env);
-        goto fail;
+    if ((*st = tuning_apply(cb, tuning, max_tokens)) || (*st = blas_open(cb)) ||
+        (*st = weights_upload(cb, cfg, w, dtype)) || (*st = workspace_alloc(cb, cfg, dtype, max_tokens)) ||
+        (cb->profile && (*st = profile_setup(cb, max_tokens)))) {
+        cuda_destroy(&cb->base);
+        return NULL;
     }
-    cb->attn_wmma = attn_env && strcmp(attn_env, "wmma") == 0;
-    const char *gemm_env = getenv("EMBER_CUDA_GEMM");
-    if (gemm_env && *gemm_env && strcmp(gemm_env, "blas") != 0 && strcmp(gemm_env, "lt") != 0 &&
-        strcmp(gemm_env, "lt-tune") != 0) {
-        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "EMBER_CUDA_GEMM=%s: expected blas, lt or lt-tune", gemm_env);
-        goto fail;
-    }
-    const char *chunk_env = getenv("EMBER_CUDA_FFN_CHUNK");
-    if (chunk_env && *chunk_env) {
-        char *end = NULL;
-        const long v = strtol(chunk_env, &end, 10);
-        if (*end != '\0' || v < 0) {
-            *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "EMBER_CUDA_FFN_CHUNK=%s: expected a token count (0: off)",
-                             chunk_env);
-            goto fail;
-        }
-        cb->ffn_chunk = v >= max_tokens ? 0 : (int32_t)v; /* a chunk of the whole batch is no chunking */
-    }
-    struct cudaDeviceProp prop;
-    if ((e = cudaSetDevice(device_index)) != cudaSuccess ||
-        (e = cudaGetDeviceProperties(&prop, device_index)) != cudaSuccess) {
-        *st = cuda_fail("device setup", -1, e);
-        goto fail;
-    }
-    if (prop.major < 8) {
-        *st = ember_fail(EMBER_ERR_UNSUPPORTED,
-                         "CUDA device %d (%s) has compute capability %d.%d; ember's kernels are built for %s (8.0 or "
-                         "newer); use --device cpu",
-                         device_index, prop.name, prop.major, prop.minor, EMBER_CUDA_ARCHS);
-        goto fail;
-    }
-    if ((e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess) {
-        *st = cuda_fail("stream creation", -1, e);
-        goto fail;
-    }
-    cublasStatus_t bs = cublasCreate(&cb->blas);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        cb->blas = NULL;
-        *st = ember_fail(EMBER_ERR_BACKEND, "cuBLAS initialisation failed: %s", blas_status_name(bs));
-        goto fail;
-    }
-    if ((*st = device_alloc(&cb->blas_ws, BLAS_WORKSPACE_BYTES, "the cuBLAS workspace", device_index, 0))) goto fail;
-    if ((bs = cublasSetStream(cb->blas, cb->stream)) != CUBLAS_STATUS_SUCCESS ||
-        (bs = cublasSetWorkspace(cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES)) != CUBLAS_STATUS_SUCCESS ||
-        (bs = cublasSetMathMode(cb->blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
-        *st = ember_fail(EMBER_ERR_BACKEND, "cuBLAS setup failed: %s", blas_status_name(bs));
-        goto fail;
-    }
-    if (gemm_env && (strcmp(gemm_env, "lt") == 0 || strcmp(gemm_env, "lt-tune") == 0) &&
-        (bs = matmul_lt_create(&cb->lt, cb->blas, cb->blas_ws, BLAS_WORKSPACE_BYTES,
-                               strcmp(gemm_env, "lt-tune") == 0)) != CUBLAS_STATUS_SUCCESS) {
-        *st = ember_fail(EMBER_ERR_BACKEND, "cuBLASLt initialisation failed: %s", blas_status_name(bs));
-        goto fail;
-    }
-
-    /* The weights: converted on the host, one upload. */
-    if ((*st = cuda_param_layout_init(&cb->lay, cfg, dtype))) goto fail;
-    host_slab = malloc(cb->lay.bytes);
-    if (!host_slab) {
-        *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory staging %.1f MiB of weights",
-                         (double)cb->lay.bytes / (1 << 20));
-        goto fail;
-    }
-    if ((*st = cuda_params_pack(host_slab, &cb->lay, cfg, w))) goto fail;
-    if ((*st = device_alloc((void **)&cb->params, cb->lay.bytes, "the weights", device_index, 0))) goto fail;
-    /* On the backend's own stream, then waited for: a plain cudaMemcpy from
-     * pageable memory may return before its last DMA lands, and it runs on
-     * the legacy default stream, which a non-blocking stream does not wait
-     * for. */
-    if ((e = cudaMemcpyAsync(cb->params, host_slab, cb->lay.bytes, cudaMemcpyHostToDevice, cb->stream)) !=
-            cudaSuccess ||
-        (e = cudaStreamSynchronize(cb->stream)) != cudaSuccess) {
-        *st = cuda_fail("weight upload", -1, e);
-        goto fail;
-    }
-    free(host_slab);
-    host_slab = NULL;
-
-    cuda_workspace_layout_init(&cb->ws, cfg, dtype, max_tokens);
-    if ((*st = device_alloc((void **)&cb->acts, cb->ws.bytes, "the activations", device_index, 0)) ||
-        (*st = device_alloc((void **)&cb->h_ints, cuda_batch_ints(max_tokens, max_tokens) * sizeof(int32_t),
-                            "the batch staging buffer", device_index, 1)) ||
-        (*st = device_alloc((void **)&cb->h_out, (size_t)max_tokens * cfg->C * sizeof(float), "the output buffer",
-                            device_index, 1)))
-        goto fail;
-
-    const char *prof_env = getenv("EMBER_CUDA_PROFILE");
-    if (prof_env && *prof_env && strcmp(prof_env, "0") != 0) {
-        /* marks per forward: upload, embed, 5 per layer plus 3 per FFN
-         * chunk, and at most two (output, end) per copy back */
-        const int32_t chunks = cb->ffn_chunk > 0 ? (max_tokens + cb->ffn_chunk - 1) / cb->ffn_chunk : 1;
-        const int cap = 6 + cfg->L * (5 + 3 * chunks);
-        cb->prof_ev = calloc((size_t)cap, sizeof *cb->prof_ev);
-        cb->prof_op = calloc((size_t)cap, sizeof *cb->prof_op);
-        if (!cb->prof_ev || !cb->prof_op) {
-            *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
-            goto fail;
-        }
-        for (; cb->prof_cap < cap; cb->prof_cap++)
-            if ((e = cudaEventCreate(&cb->prof_ev[cb->prof_cap])) != cudaSuccess) {
-                *st = cuda_fail("profiling event creation", -1, e);
-                goto fail;
-            }
-    }
-
     cb->base.forward = cuda_forward;
     cb->base.destroy = cuda_destroy;
     cb->base.device = EMBER_DEVICE_CUDA;
@@ -488,10 +489,5 @@ backend *cuda_backend_create(const bert_config *cfg, const bert_tensors *w, int3
     cb->base.dtype = dtype;
     cb->base.max_tokens = max_tokens;
     snprintf(cb->base.name, sizeof cb->base.name, "%s", prop.name);
-    *st = EMBER_OK;
     return &cb->base;
-fail:
-    free(host_slab);
-    cuda_destroy(&cb->base);
-    return NULL;
 }

@@ -27,19 +27,6 @@ void dtype_to_f32(float *out, const void *in, size_t n, ember_dtype dtype);
 /* x as the nearest value dtype holds. */
 float dtype_round(float x, ember_dtype dtype);
 
-/* The CPU reference for each CUDA attention kernel, on the operands it
- * really multiplies (a score's rounding, |s| * 2^-11 in fp16, 2^-8 in bf16,
- * would otherwise move the softmax by more than any useful tolerance):
- * - SCALAR: qkv and bias as they are (the scalar kernel adds the bias in fp32);
- * - WMMA: q, k, v with their bias added, rounded to the dtype, no bias;
- * - MMA: q + b_q rounded to the dtype, k and v as stored, no bias, and b_v
- *   added to the output (the softmax cancels b_k; the probabilities sum to 1).
- * Arguments as attention_cpu's, fp32 values already representable in dtype.
- * 0, or -1 when out of memory. */
-typedef enum { ATTENTION_REF_SCALAR, ATTENTION_REF_WMMA, ATTENTION_REF_MMA } attention_ref_kernel;
-int attention_kernel_reference(float *out, const float *qkv, const float *bias, const int32_t *cu_seqlens, int32_t S,
-                               int32_t max_len, int32_t NH, int32_t HS, ember_dtype dtype, attention_ref_kernel kernel);
-
 /* EMBER_OK when the kernels handle this model in this dtype with this token
  * budget; otherwise EMBER_ERR_UNSUPPORTED / EMBER_ERR_INVALID_ARGUMENT with a
  * message naming the limit. */

@@ -36,6 +36,8 @@ int cmd_info(int argc, char **argv) {
     printf("output         %d-dim, %s pooling%s\n", i.dim, ember_pooling_str(i.pooling),
            i.normalize ? ", L2-normalised" : "");
     printf("device         %s, %s\n", i.device_name, ember_dtype_str(i.dtype));
+    printf("batching       %s\n", i.batch_invariant ? "a text's vector is the same bits in any batch"
+                                                     : "a text's vector may differ in the last bits with its batch");
     printf("cuda devices   %d%s\n", ember_cuda_device_count() < 0 ? 0 : ember_cuda_device_count(),
            ember_cuda_device_count() < 0 ? " (built without CUDA)" : "");
     ember_model_free(m);

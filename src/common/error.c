@@ -45,26 +45,6 @@ const char *ember_status_str(ember_status status) {
     return "unknown status";
 }
 
-const char *ember_dtype_str(ember_dtype dtype) {
-    switch (dtype) {
-    case EMBER_DTYPE_FP32: return "fp32";
-    case EMBER_DTYPE_FP16: return "fp16";
-    case EMBER_DTYPE_BF16: return "bf16";
-    }
-    return "unknown";
-}
-
-const char *ember_pooling_str(ember_pooling pooling) {
-    switch (pooling) {
-    case EMBER_POOLING_DEFAULT: return "default";
-    case EMBER_POOLING_CLS: return "cls";
-    case EMBER_POOLING_MEAN: return "mean";
-    case EMBER_POOLING_MAX: return "max";
-    case EMBER_POOLING_MEAN_SQRT_LEN: return "mean_sqrt_len";
-    }
-    return "unknown";
-}
-
 void ember_log_set(ember_log_fn fn, void *user) {
     log_fn = fn;
     log_user = user;

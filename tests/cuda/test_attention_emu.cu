@@ -36,6 +36,7 @@
 
 extern "C" {
 #include "backend/cuda_layout.h"
+#include "attention_reference.h"
 #include "cuda_test_util.h"
 }
 

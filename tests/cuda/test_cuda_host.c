@@ -349,7 +349,7 @@ Test(cuda_host, a_missing_device_is_a_clear_error) {
     model_files mf;
     cr_assert_eq(model_files_open(&mf, dir), EMBER_OK, "%s", ember_last_error());
     ember_status st = EMBER_OK;
-    backend *be = cuda_backend_create(&mf.cfg, &mf.tensors, n, EMBER_DTYPE_FP16, 1024, &st);
+    backend *be = cuda_backend_create(&mf.cfg, &mf.tensors, n, EMBER_DTYPE_FP16, 1024, NULL, &st);
     cr_expect_null(be, "device index %d of %d devices", n, n);
     cr_expect_eq(st, EMBER_ERR_NO_DEVICE);
     cr_expect(strncmp(ember_last_error(), "no CUDA device", 14) == 0, "message: %s", ember_last_error());

@@ -14,6 +14,7 @@
 
 #include "backend/cpu_ops.h"
 #include "backend/cuda_layout.h"
+#include "attention_reference.h"
 #include "cuda_test_util.h"
 #include "kernels/activation.cuh"
 #include "kernels/attention.cuh"
@@ -115,7 +116,7 @@ Test(cuda_kernels, embed_layernorm) {
                         pos[t] = t - cu[s];
                     }
                 float *ref = malloc((size_t)T * C * sizeof *ref);
-                embed_layernorm_cpu(ref, ids, types, pos, word, pos_emb, type_emb, ln_w, ln_b, eps, T, C);
+                embed_layernorm_cpu(ref, ids, types, pos, word, pos_emb, type_emb, ln_w, ln_b, eps, T, C, cpu_kernels_best());
                 int32_t *d_ids = dev_ints(ids, T), *d_types = dev_ints(types, T), *d_pos = dev_ints(pos, T);
                 void *d_out = dev_alloc((size_t)T * C * dtype_size(dt));
                 dev_poison(d_out, (size_t)T * C * dtype_size(dt));
@@ -172,7 +173,7 @@ Test(cuda_kernels, bias_residual_layernorm) {
                       *bias = random_values(C, -0.5f, 0.5f, dt), *ln_w = random_values(C, 0.5f, 1.5f, dt),
                       *ln_b = random_values(C, -0.5f, 0.5f, dt);
                 float *ref = malloc(n * sizeof *ref);
-                bias_residual_layernorm_cpu(ref, inp, bias, res, ln_w, ln_b, eps, T, C);
+                bias_residual_layernorm_cpu(ref, inp, bias, res, ln_w, ln_b, eps, T, C, cpu_kernels_best());
                 void *d_inp = dev_from_f32(inp, n, dt), *d_res = dev_from_f32(res, n, dt),
                      *d_bias = dev_from_f32(bias, C, dt), *d_w = dev_from_f32(ln_w, C, dt),
                      *d_b = dev_from_f32(ln_b, C, dt), *d_out = dev_alloc(n * es);
@@ -251,7 +252,7 @@ Test(cuda_kernels, bias_act) {
                     const size_t n = (size_t)T * N;
                     float *inp = random_values(n, -4, 4, dt), *bias = random_values(N, -1, 1, dt);
                     float *ref = malloc(n * sizeof *ref);
-                    bias_act_cpu(ref, inp, bias, acts[ai], T, N);
+                    bias_act_cpu(ref, inp, bias, acts[ai], T, N, cpu_kernels_best());
                     void *d_inp = dev_from_f32(inp, n, dt), *d_bias = dev_from_f32(bias, N, dt),
                          *d_out = dev_alloc(n * es);
                     dev_poison(d_out, n * es);
@@ -293,7 +294,7 @@ static tolerance tol_attention(ember_dtype dt) {
 }
 
 /* The three attention kernels, each with its own arithmetic (the CPU
- * reference of each: attention_kernel_reference, cuda_layout.h). */
+ * reference of each: attention_kernel_reference, attention_reference.h). */
 typedef enum { ATT_MMA, ATT_WMMA, ATT_SCALAR } attention_kernel;
 static const char *const ATT_NAMES[] = {"mma", "wmma", "scalar"};
 static const attention_ref_kernel ATT_REF[] = {ATTENTION_REF_MMA, ATTENTION_REF_WMMA, ATTENTION_REF_SCALAR};
@@ -390,7 +391,7 @@ Test(cuda_kernels, attention_late_maximum) {
                     qkv[(size_t)t * 3 * C + d] = dtype_round(3.0f * qkv[(size_t)last * 3 * C + C + d], dt);
         }
         float *ref = malloc((size_t)T * C * sizeof *ref);
-        attention_cpu(ref, qkv, bias, cu, 3, max_len, NH, HS);
+        attention_cpu(ref, qkv, bias, cu, 3, max_len, NH, HS, cpu_kernels_best());
         void *d_qkv = dev_from_f32(qkv, (size_t)T * 3 * C, dt), *d_bias = dev_from_f32(bias, (size_t)3 * C, dt),
              *d_out = dev_alloc((size_t)T * C * dtype_size(dt));
         int32_t *d_cu = dev_ints(cu, 4);
@@ -441,7 +442,7 @@ Test(cuda_kernels, pool) {
                 float *ref = malloc((size_t)S * C * sizeof *ref);
                 for (int pi = 0; pi < 4; pi++)
                     for (int normalize = 0; normalize < 2; normalize++) {
-                        pool_cpu(ref, hidden, cu, S, C, poolings[pi], normalize);
+                        pool_cpu(ref, hidden, cu, S, C, poolings[pi], normalize, cpu_kernels_best());
                         dev_poison(d_out, (size_t)S * C * sizeof(float));
                         CHECK_CUDA(pool_cuda(d_out, d_hidden, d_cu, S, C, poolings[pi], normalize, dt, 0));
                         float *got = host_f32_from_dev(d_out, (size_t)S * C, EMBER_DTYPE_FP32);
@@ -490,7 +491,7 @@ Test(cuda_kernels, matmul) {
             const int32_t T = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
             float *inp = random_values((size_t)T * K, -1, 1, dt), *w = random_values((size_t)N * K, -1, 1, dt);
             float *ref = malloc((size_t)T * N * sizeof *ref);
-            matmul_cpu(ref, inp, w, T, K, N);
+            matmul_cpu(ref, inp, w, T, K, N, cpu_kernels_best());
             void *d_inp = dev_from_f32(inp, (size_t)T * K, dt), *d_w = dev_from_f32(w, (size_t)N * K, dt),
                  *d_out = dev_alloc((size_t)T * N * dtype_size(dt));
             for (int path = 0; path < 3; path++) {
