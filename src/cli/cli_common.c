@@ -9,8 +9,11 @@
 #include "cli.h"
 #include "model/safetensors.h"
 
+static ember_log_level log_min = EMBER_LOG_WARN;
+
 static void log_to_stderr(ember_log_level level, const char *msg, void *user) {
     (void)user;
+    if (level < log_min) return;
     static const char *names[] = {"debug", "info", "warning", "error"};
     fprintf(stderr, "ember: %s: %s\n", names[level], msg);
 }
@@ -68,10 +71,17 @@ int model_opts_parse(model_opts *o, int id, const char *arg) {
 }
 
 ember_model *model_opts_load(const model_opts *o) {
+    ember_model_params p = o->params;
+    /* the debugging and tuning switches (ember.h: ember_tuning) */
+    if (ember_tuning_from_env(&p.tuning) != EMBER_OK) {
+        fprintf(stderr, "ember: error: %s\n", ember_last_error());
+        return NULL;
+    }
+    /* the log: everything with --verbose; else warnings, and a profile asked for */
+    log_min = o->verbose || p.tuning.cuda_profile == EMBER_SWITCH_ON ? EMBER_LOG_DEBUG : EMBER_LOG_WARN;
     ember_log_set(log_to_stderr, NULL);
-    if (!o->verbose) ember_log_set(NULL, NULL);
     ember_model *m = NULL;
-    ember_status st = ember_model_load(o->model_dir, &o->params, &m);
+    ember_status st = ember_model_load(o->model_dir, &p, &m);
     if (st != EMBER_OK) {
         fprintf(stderr, "ember: error: cannot load model: %s\n", ember_last_error());
         if (st == EMBER_ERR_IO && strcmp(o->model_dir, EMBER_DEFAULT_MODEL) == 0)

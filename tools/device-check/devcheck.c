@@ -100,6 +100,8 @@ static ember_model *load(const options *o) {
     p.device_index = o->device_index;
     p.dtype = o->dtype;
     p.max_batch_tokens = o->max_batch_tokens;
+    /* the EMBER_CUDA_* switches the device check sets */
+    if (ember_tuning_from_env(&p.tuning) != EMBER_OK) die("%s", ember_last_error());
     ember_model *m;
     if (ember_model_load(o->model, &p, &m) != EMBER_OK) die("%s", ember_last_error());
     return m;
