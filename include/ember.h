@@ -36,6 +36,13 @@ extern "C" {
 
 #define EMBER_VERSION "0.1.0"
 
+/* What libember exports: these functions and nothing else. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EMBER_API __attribute__((visibility("default")))
+#else
+#define EMBER_API
+#endif
+
 typedef enum {
     EMBER_OK = 0,
     EMBER_ERR_INVALID_ARGUMENT, /* a NULL or out-of-range argument */
@@ -45,20 +52,21 @@ typedef enum {
     EMBER_ERR_NO_DEVICE,        /* CUDA was asked for and there is none */
     EMBER_ERR_OUT_OF_MEMORY,
     EMBER_ERR_BUFFER_TOO_SMALL, /* the caller's buffer is too small; the needed size is returned */
-    EMBER_ERR_BACKEND           /* the compute backend failed (a CUDA error, ...) */
+    EMBER_ERR_BACKEND,          /* the compute backend failed (a CUDA error, ...) */
+    EMBER_ERR_CANCELLED         /* the caller asked to stop (ember_embed_file's cancel) */
 } ember_status;
 
 /* A fixed string naming the status ("ok", "format error", ...). */
-const char *ember_status_str(ember_status status);
+EMBER_API const char *ember_status_str(ember_status status);
 /* The detailed message of the calling thread's last failure ("" if none),
  * naming the input and the problem, e.g.
  * "model.safetensors: tensor 'x' has wrong shape: got [3, 4], expected [4, 4]". */
-const char *ember_last_error(void);
+EMBER_API const char *ember_last_error(void);
 
 typedef enum { EMBER_LOG_DEBUG = 0, EMBER_LOG_INFO, EMBER_LOG_WARN, EMBER_LOG_ERROR } ember_log_level;
 typedef void (*ember_log_fn)(ember_log_level level, const char *message, void *user);
 /* Route the library's log messages (NULL: drop them, the default). */
-void ember_log_set(ember_log_fn fn, void *user);
+EMBER_API void ember_log_set(ember_log_fn fn, void *user);
 
 typedef enum {
     EMBER_DEVICE_CPU = 0,
@@ -79,14 +87,14 @@ typedef enum {
 /* Fixed strings naming a dtype ("fp32", "fp16", "bf16": what --dtype takes)
  * and a pooling ("default", "cls", "mean", "max", "mean_sqrt_len");
  * "unknown" for a value outside the enum. */
-const char *ember_dtype_str(ember_dtype dtype);
-const char *ember_pooling_str(ember_pooling pooling);
+EMBER_API const char *ember_dtype_str(ember_dtype dtype);
+EMBER_API const char *ember_pooling_str(ember_pooling pooling);
 /* The reverse, for what --dtype, --pooling and --device take ("cpu", "cuda",
  * "cuda:N", "auto"; *index is N, else 0); EMBER_ERR_INVALID_ARGUMENT with
  * a message listing the accepted values for anything else. */
-ember_status ember_dtype_parse(const char *s, ember_dtype *out);
-ember_status ember_pooling_parse(const char *s, ember_pooling *out);
-ember_status ember_device_parse(const char *s, ember_device *device, int32_t *index);
+EMBER_API ember_status ember_dtype_parse(const char *s, ember_dtype *out);
+EMBER_API ember_status ember_pooling_parse(const char *s, ember_pooling *out);
+EMBER_API ember_status ember_device_parse(const char *s, ember_device *device, int32_t *index);
 
 typedef enum {
     EMBER_NORMALIZE_DEFAULT = 0, /* L2-normalise when the model has a Normalize module */
@@ -146,7 +154,7 @@ typedef struct {
  * it is; a value it does not know is EMBER_ERR_INVALID_ARGUMENT naming the
  * variable, so that no benchmark runs mislabelled.
  */
-ember_status ember_tuning_from_env(ember_tuning *tuning);
+EMBER_API ember_status ember_tuning_from_env(ember_tuning *tuning);
 
 typedef struct {
     ember_device device;
@@ -159,12 +167,12 @@ typedef struct {
     ember_tuning tuning;      /* all zero: the defaults */
 } ember_model_params;
 
-ember_model_params ember_model_default_params(void);
+EMBER_API ember_model_params ember_model_default_params(void);
 
 /* Load a Hugging Face model directory as published (config.json,
  * model.safetensors, tokenizer files, sentence-transformers configs). */
-ember_status ember_model_load(const char *dir, const ember_model_params *params, ember_model **out);
-void ember_model_free(ember_model *model);
+EMBER_API ember_status ember_model_load(const char *dir, const ember_model_params *params, ember_model **out);
+EMBER_API void ember_model_free(ember_model *model);
 
 typedef struct {
     const char *name;         /* the directory's base name */
@@ -183,12 +191,13 @@ typedef struct {
     int32_t device_index;
     ember_dtype dtype;        /* the compute dtype actually used */
     char device_name[128];    /* "cpu (8 threads, avx512)", "NVIDIA H100 80GB HBM3", ... */
+    const char *dir;          /* the directory it was loaded from */
     int32_t batch_invariant;  /* 1 when a text's vector is the same bits whatever else is in
                                  its batch (the CPU's SIMD kernels); 0 when it may differ in the
                                  last bits (portable C, cuBLAS) */
 } ember_model_info;
 
-ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
+EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
 
 /* ---- tokenization ------------------------------------------------------ */
 
@@ -209,7 +218,7 @@ typedef struct {
     int32_t truncate_left;      /* cut tokens from the start instead of the end */
 } ember_tokenize_params;
 
-ember_tokenize_params ember_tokenize_default_params(void);
+EMBER_API ember_tokenize_params ember_tokenize_default_params(void);
 
 /* What happened to one text on its way to tokens. */
 typedef struct {
@@ -230,13 +239,12 @@ typedef struct {
  * Writes up to `capacity` tokens; when more are needed returns
  * EMBER_ERR_BUFFER_TOO_SMALL and sets *n_tokens to the number needed.
  */
-ember_status ember_tokenize(const ember_model *model, const char *text, ptrdiff_t len,
-                            const char *pair, ptrdiff_t pair_len,
-                            const ember_tokenize_params *params, ember_token *tokens,
-                            int32_t capacity, int32_t *n_tokens, ember_text_stats *stats);
+EMBER_API ember_status ember_tokenize(const ember_model *model, const char *text, ptrdiff_t len, const char *pair,
+                                      ptrdiff_t pair_len, const ember_tokenize_params *params, ember_token *tokens,
+                                      int32_t capacity, int32_t *n_tokens, ember_text_stats *stats);
 
 /* The vocabulary entry of an id (NULL when out of range). */
-const char *ember_token_text(const ember_model *model, int32_t id);
+EMBER_API const char *ember_token_text(const ember_model *model, int32_t id);
 
 /* ---- encoding ----------------------------------------------------------- */
 
@@ -248,7 +256,7 @@ typedef struct {
     int32_t truncate_left;     /* cut from the start instead of the end */
 } ember_encode_params;
 
-ember_encode_params ember_encode_default_params(void);
+EMBER_API ember_encode_params ember_encode_default_params(void);
 
 /*
  * Encode n texts to pooled vectors, out[n * dim] row-major, in input order.
@@ -256,9 +264,8 @@ ember_encode_params ember_encode_default_params(void);
  * defaults. stats: NULL or n entries to fill. An empty text is valid (it is
  * "[CLS] [SEP]"). Texts are batched internally by max_batch_tokens.
  */
-ember_status ember_encode(ember_model *model, const char *const *texts, const ptrdiff_t *lens,
-                          int32_t n, const ember_encode_params *params, float *out,
-                          ember_text_stats *stats);
+EMBER_API ember_status ember_encode(ember_model *model, const char *const *texts, const ptrdiff_t *lens, int32_t n,
+                                    const ember_encode_params *params, float *out, ember_text_stats *stats);
 
 /* Every token's last hidden state ([CLS] and [SEP] included) for n texts. */
 typedef struct {
@@ -270,11 +277,10 @@ typedef struct {
     float *data;         /* n_tokens * dim */
 } ember_token_embeddings;
 
-ember_status ember_encode_tokens(ember_model *model, const char *const *texts,
-                                 const ptrdiff_t *lens, int32_t n,
-                                 const ember_encode_params *params,
-                                 ember_token_embeddings **out, ember_text_stats *stats);
-void ember_token_embeddings_free(ember_token_embeddings *emb);
+EMBER_API ember_status ember_encode_tokens(ember_model *model, const char *const *texts, const ptrdiff_t *lens,
+                                           int32_t n, const ember_encode_params *params, ember_token_embeddings **out,
+                                           ember_text_stats *stats);
+EMBER_API void ember_token_embeddings_free(ember_token_embeddings *emb);
 
 /* A sequence already tokenized: ids as the model sees them, special tokens
  * included (see ember_tokenize). type_ids NULL: all 0. */
@@ -293,16 +299,183 @@ typedef struct {
  * not re-added, and `hidden` then holds the rows of the cut sequences. Ids
  * must be in the vocabulary.
  */
-ember_status ember_encode_sequences(ember_model *model, const ember_sequence *seqs, int32_t n,
-                                    const ember_encode_params *params, float *pooled, float *hidden);
+EMBER_API ember_status ember_encode_sequences(ember_model *model, const ember_sequence *seqs, int32_t n,
+                                              const ember_encode_params *params, float *pooled, float *hidden);
+
+/* ---- streaming corpus embedding ------------------------------------------
+ *
+ * ember_embed_file: one vector per line of a file (or stdin), in input
+ * order, streamed so that memory is set by the options, never by the
+ * corpus: lines are read and tokenized ahead by threads, sorted by length
+ * within a window so that batches carry no padding, run on one or more
+ * models (one thread each: several GPUs, or replicas on one), and written
+ * back in input order to one file (.npy float32 / float16, or JSONL) or to
+ * a directory of shards with a manifest that makes the run resumable: a run
+ * stopped anywhere (cancelled, killed, a crash) and resumed ends with the
+ * output an uninterrupted run writes. Empty lines are embedded as empty
+ * texts, over-long ones truncated, invalid UTF-8 replaced: each counted in
+ * the totals, nothing skipped.
+ *
+ * It prints nothing and installs no signal handler: progress and notes go
+ * to callbacks, errors to the status and ember_last_error() (naming the
+ * file and line), and the caller stops a run by making `cancel` return
+ * nonzero (polled every 100 ms at least, also while waiting for input from
+ * a terminal or a pipe). The threads it starts block SIGINT and SIGTERM, so
+ * that those reach the caller's threads; a signal that interrupts a blocked
+ * write to stdout with EINTR, while cancel says stop, ends the run as
+ * cancelled.
+ *
+ * Manifest (manifest.json in the shard directory; version 1):
+ *   { "ember_embed_manifest": 1, "complete": bool,
+ *     "input":  { "path", "size", "mtime", "jsonl_field" },
+ *     "model":  { "name", "dir", "dim", "max_length", "weights_bytes" },
+ *     "output": { "format", "shard_rows", "pooling", "normalize", "truncate", "device", "dtype" },
+ *     "batching": { "window", "max_batch_tokens", "batch" },
+ *     "shards": [ { "file", "rows", "bytes", "crc32", "input_bytes", "input_crc32", "totals" }, ... ],
+ *     "totals": { "rows", "tokens", "empty", "truncated", "invalid_utf8",
+ *                 "first_truncated", "first_invalid" } (when complete) }
+ */
+
+typedef enum {
+    EMBER_OUTPUT_NPY = 0, /* float32 rows x dim */
+    EMBER_OUTPUT_NPY16,   /* float16 */
+    EMBER_OUTPUT_JSONL    /* one JSON array per line, every float exactly (%.9g) */
+} ember_output_format;
+
+/* Every row of an output so far (an earlier run's included on a resume). */
+typedef struct {
+    int64_t rows, tokens, empty, truncated, invalid_utf8;
+    int64_t first_truncated, first_invalid; /* 1-based rows; 0: none */
+} ember_embed_totals;
+
+typedef struct {
+    int64_t rows, tokens; /* embedded by this run so far */
+    int64_t rows_before;  /* rows an earlier run had written (a resume) */
+    int64_t input_bytes;  /* how far into the input as stored (compressed for .gz) the
+                             rows written reach; -1 before the first */
+    int64_t input_start;  /* where this run began reading new rows (a resume skips some) */
+    int64_t input_size;   /* the input's size as stored; -1 when unknown (stdin, a pipe) */
+    double elapsed;       /* seconds since the run began */
+    int32_t done;         /* 1 on the last report */
+} ember_embed_progress;
+
+typedef void (*ember_embed_progress_fn)(const ember_embed_progress *progress, void *user);
+
+typedef struct {
+    const char *input;       /* a path (plain or gzip) or "-" for stdin */
+    const char *jsonl_field; /* NULL: each line is a text; else each line is a JSON object
+                                whose string field of this name is the text */
+    const char *output;      /* a file; a directory when shard_rows > 0; NULL or "-":
+                                JSONL on stdout */
+    ember_output_format format;
+    int64_t shard_rows;      /* > 0: shards of this many rows plus manifest.json in `output` */
+    int32_t resume;          /* continue the run recorded in output/manifest.json, after
+                                its last complete shard (a fresh start when there is none) */
+    ember_encode_params encode; /* pooling DEFAULT / normalize DEFAULT: the first model's */
+    int32_t max_batch_rows;  /* texts per forward pass; 0: as many as the token budget holds */
+    int32_t window;          /* texts sorted by length together; 0: 8192 */
+    int32_t tokenizer_threads; /* 0: 1 */
+    ember_embed_progress_fn progress; /* NULL: none */
+    void *progress_user;
+    double progress_interval; /* seconds between reports; 0: 0.25 */
+    ember_log_fn log;        /* notes (a resume's decisions, a damaged shard redone); NULL:
+                                the global log (ember_log_set) */
+    void *log_user;
+    int (*cancel)(void *user); /* nonzero: stop as soon as possible; NULL: never */
+    void *cancel_user;
+} ember_embed_options;
+
+EMBER_API ember_embed_options ember_embed_default_options(void);
+
+typedef struct {
+    ember_embed_totals totals; /* the whole output, an earlier run's rows included */
+    int64_t rows, tokens;      /* embedded by this run */
+    double elapsed;            /* seconds, from the first read to the last row written */
+    int64_t resumed_rows;      /* found done by a resume ... */
+    int32_t resumed_shards;    /* ... in this many shards */
+    int64_t committed_rows;    /* rows the output keeps for sure (a cancelled run's shards) */
+    int32_t committed_shards;
+    int32_t already_complete;  /* a resume found the run complete: nothing was done */
+    int32_t n_models;
+    double busy[64];           /* seconds each model (the first 64) spent encoding */
+} ember_embed_result;
+
+/*
+ * Run it with n_models models of one model directory (the same dimension and
+ * maximum length; e.g. one per GPU), models[0] tokenizing. EMBER_OK when
+ * every row was written; EMBER_ERR_CANCELLED when cancel stopped it (a
+ * sharded output keeps its complete shards, resumable; a single file is not
+ * written); another status with ember_last_error() naming the file, line or
+ * option at fault. result may be NULL.
+ */
+EMBER_API ember_status ember_embed_file(ember_model *const *models, int32_t n_models,
+                                        const ember_embed_options *options, ember_embed_result *result);
+
+/* ---- the HTTP server ------------------------------------------------------
+ *
+ * Hugging Face text-embeddings-inference's routes (POST /embed, /embed_all,
+ * /tokenize; GET /info, /health, /metrics) and OpenAI's POST /v1/embeddings
+ * (float or base64) over one model. Requests from every connection are
+ * merged into batches by the model's token budget (max_batch_tokens) and
+ * run by one thread that owns the model; parsing, tokenizing and answering
+ * run on worker threads; limits answer with TEI's or OpenAI's error shapes.
+ *
+ * The server prints nothing (libmicrohttpd's complaints go to the log
+ * callback) and installs no signal handler: the program decides when to
+ * drain and stop. It does not ignore SIGPIPE for the process; libmicrohttpd
+ * sends with MSG_NOSIGNAL on Linux.
+ *
+ *     ember_server *srv;
+ *     ember_server_config cfg = ember_server_default_config();
+ *     cfg.port = 8080;
+ *     if (ember_server_start(model, &cfg, &srv) != EMBER_OK) ... ember_last_error() ...
+ *     ... until the program wants to stop ...
+ *     ember_server_drain(srv);   // refuse new requests, finish those in flight
+ *     while (ember_server_in_flight(srv) > 0 && ...) sleep a little;
+ *     ember_server_stop(srv);    // what is still queued is answered 503; freed
+ */
+
+typedef struct {
+    const char *host;                /* address to bind; default "127.0.0.1" */
+    int32_t port;                    /* default 3000; 0: any free port (ember_server_port) */
+    const char *served_model_name;   /* model_id in /info, "model" in OpenAI answers; NULL: the model's name */
+    const char *api_key;             /* NULL: none; else POST routes need "Authorization: Bearer KEY" */
+    int32_t max_concurrent_requests; /* in flight before answering 429; default 512 */
+    int32_t max_batch_requests;      /* inputs per forward pass; 0: no limit but the token budget */
+    int32_t max_client_batch_size;   /* inputs per request; default 32 */
+    int32_t auto_truncate;           /* cut over-long inputs unless a request says truncate=false */
+    int32_t tokenization_workers;    /* threads parsing and tokenizing; 0: every online core */
+    int64_t payload_limit;           /* bytes of request body; default 2000000 */
+    int32_t idle_timeout;            /* seconds before an idle connection is closed; default 60; 0: never */
+} ember_server_config;
+
+EMBER_API ember_server_config ember_server_default_config(void);
+
+typedef struct ember_server ember_server;
+
+/* Bind, start the threads, and return at once: the server runs until
+ * ember_server_stop. The model must outlive the server; while it runs, the
+ * server's model thread is the model's only encoder (other threads may still
+ * call ember_tokenize and ember_model_get_info on it). */
+EMBER_API ember_status ember_server_start(ember_model *model, const ember_server_config *config, ember_server **out);
+/* The port it listens on (the one the system chose for port 0). */
+EMBER_API int32_t ember_server_port(const ember_server *server);
+/* Requests admitted and not yet answered. */
+EMBER_API int32_t ember_server_in_flight(const ember_server *server);
+/* Stop accepting connections and refuse new requests (503, /health too);
+ * requests in flight go on. */
+EMBER_API void ember_server_drain(ember_server *server);
+/* Drain, answer what is still queued with 503, let a batch running finish
+ * (waiting up to 10 s for those answers), stop every thread and free. */
+EMBER_API void ember_server_stop(ember_server *server);
 
 /* ---- helpers -------------------------------------------------------------- */
 
 /* Cosine similarity of two vectors of length dim. */
-float ember_cosine(const float *a, const float *b, int32_t dim);
+EMBER_API float ember_cosine(const float *a, const float *b, int32_t dim);
 
 /* How many CUDA devices the backend sees; -1 when ember is built without CUDA. */
-int32_t ember_cuda_device_count(void);
+EMBER_API int32_t ember_cuda_device_count(void);
 
 #ifdef __cplusplus
 }

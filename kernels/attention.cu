@@ -74,6 +74,9 @@ template <typename D> __device__ __forceinline__ void tile_load8(D *dst, const D
     store16_f32(dst, v);
 }
 
+/* The WMMA kernel's body (long: one block's whole pass over its queries, its
+ * fragments and running softmax state in registers across the key loop;
+ * pieces as separate functions would only pass them all around). */
 template <typename D, int HS, int NW>
 __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
     attention_tc_kernel(D *__restrict__ out, const D *__restrict__ qkv, const D *__restrict__ bias,

@@ -151,6 +151,7 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     memset(info, 0, sizeof *info);
     const bert_config *c = &m->files.cfg;
     info->name = m->name;
+    info->dir = m->files.dir;
     info->architecture = "bert";
     info->dim = c->C;
     info->n_layers = c->L;

@@ -60,7 +60,7 @@ expect "--version" 0 "^ember [0-9]" -- "$EMBER" --version
 # errors name the input and the problem
 expect "missing model directory" 1 "/no/such/model.*not found" -- "$EMBER" info --model /no/such/model
 expect "missing input file" 1 "/no/such/file.txt: cannot open" -- "$EMBER" embed --model $TINY /no/such/file.txt
-expect "bad --device" 2 "--device must be" -- "$EMBER" info --model $TINY --device tpu
+expect "bad --device" 2 "--device: the device must be cpu, cuda, cuda:N" -- "$EMBER" info --model $TINY --device tpu
 expect "bad --threads" 2 "--threads must be an integer" -- "$EMBER" info --model $TINY --threads zero
 expect ".npy to stdout refused" 2 "needs a file" -- "$EMBER" embed --model $TINY --format npy /dev/null
 expect "search without a corpus" 2 "--corpus FILE is required" -- "$EMBER" search --model $TINY -q x

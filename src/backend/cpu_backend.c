@@ -171,23 +171,12 @@ static void cpu_destroy(backend *be) {
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; } /* keeps every tensor 64-byte aligned */
 
-backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t n_threads, int32_t max_tokens,
-                            ember_cpu_kernels choice, ember_status *st) {
-    cpu_kernels kernels = cpu_kernels_best();
-    if (choice == EMBER_CPU_KERNELS_GENERIC) kernels = CPU_KERNELS_GENERIC;
-    else if (choice == EMBER_CPU_KERNELS_AVX512) kernels = CPU_KERNELS_AVX512;
-    else if (choice != EMBER_CPU_KERNELS_AUTO) {
-        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown CPU kernel family %d", (int)choice);
-        return NULL;
-    }
-    if ((*st = cpu_kernels_check(kernels))) return NULL;
-    float *tmp = NULL;
-    cpu_backend *cb = calloc(1, sizeof *cb);
-    if (!cb) goto oom;
-    cb->cfg = *cfg;
-    cb->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
-    cb->kernels = kernels;
+/* Every weight into one slab as fp32, the linear layers' packed for the
+ * kernel family (linear_pack). */
+static ember_status weights_load(cpu_backend *cb, const bert_tensors *w, cpu_kernels kernels) {
+    const bert_config *cfg = &cb->cfg;
     const int32_t V = cfg->V, C = cfg->C, FF = cfg->FF, P = cfg->P, TV = cfg->TV, L = cfg->L;
+    ember_status st = EMBER_OK;
     size_t per_layer = round16(linear_packed_size(3 * C, C, kernels)) + round16(3 * (size_t)C) +
                        round16(linear_packed_size(C, C, kernels)) + round16(linear_packed_size(FF, C, kernels)) +
                        round16(linear_packed_size(C, FF, kernels)) + round16(FF) + 7 * round16(C);
@@ -196,13 +185,17 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
     cb->params = aligned_alloc(64, total * sizeof(float));
     cb->layers = calloc((size_t)L, sizeof *cb->layers);
     size_t big = (size_t)FF * C > 3 * (size_t)C * C ? (size_t)FF * C : 3 * (size_t)C * C;
-    tmp = malloc(big * sizeof *tmp); /* one weight as f32, before packing */
-    if (!cb->params || !cb->layers || !tmp) goto oom;
+    float *tmp = malloc(big * sizeof *tmp); /* one weight as f32, before packing */
+    if (!cb->params || !cb->layers || !tmp) {
+        free(tmp);
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for the CPU backend's %.1f MiB of weights",
+                          (double)total * sizeof(float) / (1 << 20));
+    }
     float *p = cb->params;
 #define TAKE(dst, tensor)                                                                                             \
     do {                                                                                                              \
         dst = p;                                                                                                      \
-        if ((*st = st_tensor_to_f32(tensor, p))) goto fail;                                                          \
+        if ((st = st_tensor_to_f32(tensor, p))) goto done;                                                            \
         p += round16((size_t)(tensor)->numel);                                                                        \
     } while (0)
 #define TAKE_PACKED(dst, N, K, ...)                                                                                   \
@@ -210,12 +203,12 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
         const st_tensor *parts[] = {__VA_ARGS__};                                                                     \
         float *part = tmp;                                                                                             \
         for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {                                                   \
-            if ((*st = st_tensor_to_f32(parts[i], part))) goto fail;                                                   \
+            if ((st = st_tensor_to_f32(parts[i], part))) goto done;                                                    \
             part += parts[i]->numel;                                                                                   \
         }                                                                                                             \
         dst = p;                                                                                                      \
-        linear_pack(p, tmp, N, K, kernels);                                                           \
-        p += round16(linear_packed_size(N, K, kernels));                                              \
+        linear_pack(p, tmp, N, K, kernels);                                                                           \
+        p += round16(linear_packed_size(N, K, kernels));                                                              \
     } while (0)
     TAKE(cb->word, w->word);
     TAKE(cb->pos, w->pos);
@@ -228,9 +221,9 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
         TAKE_PACKED(cl->wqkv, 3 * C, C, t->wq, t->wk, t->wv);
         /* q, k, v biases side by side, as the stacked product's outputs */
         cl->bqkv = p;
-        if ((*st = st_tensor_to_f32(t->bq, p)) || (*st = st_tensor_to_f32(t->bk, p + C)) ||
-            (*st = st_tensor_to_f32(t->bv, p + 2 * C)))
-            goto fail;
+        if ((st = st_tensor_to_f32(t->bq, p)) || (st = st_tensor_to_f32(t->bk, p + C)) ||
+            (st = st_tensor_to_f32(t->bv, p + 2 * C)))
+            goto done;
         p += round16(3 * (size_t)C);
         TAKE_PACKED(cl->wo, C, C, t->wo);
         TAKE(cl->bo, t->bo);
@@ -245,8 +238,28 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
     }
 #undef TAKE
 #undef TAKE_PACKED
+done:
     free(tmp);
-    tmp = NULL;
+    return st;
+}
+
+backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32_t n_threads, int32_t max_tokens,
+                            ember_cpu_kernels choice, ember_status *st) {
+    cpu_kernels kernels = cpu_kernels_best();
+    if (choice == EMBER_CPU_KERNELS_GENERIC) kernels = CPU_KERNELS_GENERIC;
+    else if (choice == EMBER_CPU_KERNELS_AVX512) kernels = CPU_KERNELS_AVX512;
+    else if (choice != EMBER_CPU_KERNELS_AUTO) {
+        *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown CPU kernel family %d", (int)choice);
+        return NULL;
+    }
+    if ((*st = cpu_kernels_check(kernels))) return NULL;
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb) goto oom;
+    cb->cfg = *cfg;
+    cb->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+    cb->kernels = kernels;
+    const int32_t C = cfg->C, FF = cfg->FF, P = cfg->P;
+    if ((*st = weights_load(cb, w, kernels))) goto fail;
     size_t T = (size_t)max_tokens;
     cb->acts = aligned_alloc(64, round16(T * (C + 3 * (size_t)C + C + FF)) * sizeof(float));
     cb->seq_order = malloc(T * sizeof *cb->seq_order);
@@ -269,7 +282,6 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
 oom:
     *st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for the CPU backend (max_batch_tokens %d)", max_tokens);
 fail:
-    free(tmp);
     cpu_destroy(cb ? &cb->base : NULL);
     return NULL;
 }

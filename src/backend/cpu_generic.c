@@ -4,6 +4,7 @@
  * differ in the last bits with the rows around it (not batch-invariant). */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cpu_isa.h"
@@ -84,15 +85,23 @@ int cpu_attention_head_generic(float *out, const float *qkv, const float *bias, 
 }
 
 /* The matrix product on a tile (rows m0..m1, the features of panels p0..p1)
- * with OpenBLAS (single-threaded inside a parallel region) into scratch (the
- * residual may be the output), then the epilogue into out. w is unpacked. */
+ * with OpenBLAS into scratch (the residual may be the output), then the
+ * epilogue into out. w is unpacked. A tile is one thread's work, so OpenBLAS
+ * must not start threads of its own: its OpenMP build sizes its team by
+ * omp_get_max_threads() unless omp_in_parallel(), which a team of one thread
+ * is not, and then nested teams of every core spun against each other (a
+ * one-thread forward pass 30 times slower on a busy machine, measured). The
+ * calling task's thread count is set to one for the call, and put back. */
 static void linear_tile_generic(float *out, const float *inp, const float *w, const float *bias, const float *res,
                                 int act, int32_t m0, int32_t m1, int32_t p0, int32_t p1, int32_t K, int32_t N,
                                 float *tile) {
     const int32_t nr = cpu_isa_generic.nr;
     const int32_t n0 = p0 * nr, n1 = p1 * nr < N ? p1 * nr : N, tn = n1 - n0;
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, tn, K, 1.0f, inp + (size_t)m0 * K, K,
                 w + (size_t)n0 * K, K, 0.0f, tile, tn);
+    omp_set_num_threads(threads);
     for (int32_t m = m0; m < m1; m++) {
         const float *y = tile + (size_t)(m - m0) * tn;
         float *o = out + (size_t)m * N;
@@ -117,3 +126,4 @@ const cpu_isa cpu_isa_generic = {
     .linear_tile = linear_tile_generic,
     .attention_head = cpu_attention_head_generic,
 };
+

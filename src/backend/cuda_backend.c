@@ -184,80 +184,58 @@ static void prof_report(const cuda_backend *cb) {
                       100 * cb->prof_ms[i] / total, cb->prof_ms[i] * 1e6 / (double)cb->prof_tokens);
 }
 
-static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidden, float *pooled,
-                                 ember_pooling pooling, int normalize) {
-    cuda_backend *cb = (cuda_backend *)be;
-    const bert_config *c = &cb->cfg;
-    int32_t max_seqlen;
-    ember_status st = cuda_batch_check(b, c, be->max_tokens, &max_seqlen);
-    if (st) return st;
-    if (pooling == EMBER_POOLING_DEFAULT) pooling = EMBER_POOLING_CLS; /* as pool_cpu */
-    const int32_t T = b->T, S = b->S, C = c->C, FF = c->FF;
-    if (T == 0) return EMBER_OK;
-    const ember_dtype dt = be->dtype;
-    cudaStream_t stream = cb->stream;
-    CUDA_OP("cudaSetDevice", -1, cudaSetDevice(cb->device));
-
-    uint8_t *A = cb->acts;
-    void *x = A + cb->ws.x, *qkv = A + cb->ws.qkv, *att = A + cb->ws.att, *tmp = A + cb->ws.tmp, *ff = A + cb->ws.ff;
-    float *out32 = (float *)(A + cb->ws.out32);
-    int32_t *d_ints = (int32_t *)(A + cb->ws.ints);
-    const int32_t *d_ids = d_ints, *d_type = d_ints + T, *d_pos = d_ints + 2 * (size_t)T,
-                  *d_cu = d_ints + 3 * (size_t)T;
 #define P(off) ((const void *)(cb->params + (off)))
 
-    /* The pinned staging buffer is rewritten below: a forward that failed
-     * half-way may have left its upload queued (a no-op when idle). */
-    CUDA_OP("synchronise before staging", -1, cudaStreamSynchronize(stream));
-    cb->prof_n = 0;
-    cuda_batch_stage(cb->h_ints, b);
-    prof_mark(cb, PROF_UPLOAD);
-    CUDA_OP("batch upload", -1,
-            cudaMemcpyAsync(d_ints, cb->h_ints, cuda_batch_ints(T, S) * sizeof(int32_t), cudaMemcpyHostToDevice,
-                            stream));
-    prof_mark(cb, PROF_EMBED);
-    CUDA_OP("embed_layernorm", -1,
-            embed_layernorm_cuda(x, d_ids, d_type, d_pos, P(cb->lay.word), P(cb->lay.pos), P(cb->lay.type),
-                                 P(cb->lay.ln_w), P(cb->lay.ln_b), c->ln_eps, T, C, dt, stream));
-    if (be->hook && (st = hook_tensor(cb, "embeddings", -1, x, T))) return st;
-
+/* One encoder layer on x (T, C), in place: the stream of ops of cpu_forward's
+ * layer, the FFN over chunks of tokens when asked. */
+static ember_status layer_forward(cuda_backend *cb, int32_t l, int32_t T, int32_t S, int32_t max_seqlen) {
+    const bert_config *c = &cb->cfg;
+    const int32_t C = c->C, FF = c->FF;
+    const ember_dtype dt = cb->base.dtype;
+    cudaStream_t stream = cb->stream;
+    uint8_t *A = cb->acts;
+    void *x = A + cb->ws.x, *qkv = A + cb->ws.qkv, *att = A + cb->ws.att, *tmp = A + cb->ws.tmp, *ff = A + cb->ws.ff;
+    const int32_t *d_cu = (const int32_t *)(A + cb->ws.ints) + 3 * (size_t)T;
+    const cuda_layer_offsets *o = &cb->lay.layers[l];
     const size_t es = dtype_size(dt);
     const int32_t chunk = cb->ffn_chunk > 0 && cb->ffn_chunk < T ? cb->ffn_chunk : T;
-    for (int32_t l = 0; l < c->L; l++) {
-        const cuda_layer_offsets *o = &cb->lay.layers[l];
-        prof_mark(cb, PROF_QKV);
-        BLAS_OP("QKV projection", l, gemm(cb, qkv, x, P(o->wqkv), T, C, 3 * C));
-        prof_mark(cb, PROF_ATTENTION);
-        CUDA_OP("attention", l,
-                (cb->attn_wmma ? attention_wmma_cuda : attention_cuda)(att, qkv, P(o->bqkv), d_cu, S, max_seqlen,
-                                                                       c->NH, c->HS, dt, stream));
-        prof_mark(cb, PROF_ATT_OUT);
-        BLAS_OP("attention output projection", l, gemm(cb, tmp, att, P(o->wo), T, C, C));
-        prof_mark(cb, PROF_LN1);
-        CUDA_OP("attention bias_residual_layernorm", l,
-                bias_residual_layernorm_cuda(x, tmp, P(o->bo), x, P(o->ln1_w), P(o->ln1_b), c->ln_eps, T, C, dt,
-                                             stream));
-        for (int32_t t0 = 0; t0 < T; t0 += chunk) {
-            const int32_t n = T - t0 < chunk ? T - t0 : chunk;
-            prof_mark(cb, PROF_FFN_UP);
-            BLAS_OP("FFN up projection", l,
-                    gemm(cb, ff, (uint8_t *)x + (size_t)t0 * C * es, P(o->w1), n, C, FF));
-            prof_mark(cb, PROF_ACT);
-            CUDA_OP("bias_act", l, bias_act_cuda(ff, ff, P(o->b1), c->act, n, FF, dt, stream));
-            prof_mark(cb, PROF_FFN_DOWN);
-            BLAS_OP("FFN down projection", l,
-                    gemm(cb, (uint8_t *)tmp + (size_t)t0 * C * es, ff, P(o->w2), n, FF, C));
-        }
-        prof_mark(cb, PROF_LN2);
-        CUDA_OP("FFN bias_residual_layernorm", l,
-                bias_residual_layernorm_cuda(x, tmp, P(o->b2), x, P(o->ln2_w), P(o->ln2_b), c->ln_eps, T, C, dt,
-                                             stream));
-        if (be->hook && (st = hook_tensor(cb, "layer_out", l, x, T))) return st;
+    prof_mark(cb, PROF_QKV);
+    BLAS_OP("QKV projection", l, gemm(cb, qkv, x, P(o->wqkv), T, C, 3 * C));
+    prof_mark(cb, PROF_ATTENTION);
+    CUDA_OP("attention", l,
+            (cb->attn_wmma ? attention_wmma_cuda : attention_cuda)(att, qkv, P(o->bqkv), d_cu, S, max_seqlen, c->NH,
+                                                                   c->HS, dt, stream));
+    prof_mark(cb, PROF_ATT_OUT);
+    BLAS_OP("attention output projection", l, gemm(cb, tmp, att, P(o->wo), T, C, C));
+    prof_mark(cb, PROF_LN1);
+    CUDA_OP("attention bias_residual_layernorm", l,
+            bias_residual_layernorm_cuda(x, tmp, P(o->bo), x, P(o->ln1_w), P(o->ln1_b), c->ln_eps, T, C, dt, stream));
+    for (int32_t t0 = 0; t0 < T; t0 += chunk) {
+        const int32_t n = T - t0 < chunk ? T - t0 : chunk;
+        prof_mark(cb, PROF_FFN_UP);
+        BLAS_OP("FFN up projection", l, gemm(cb, ff, (uint8_t *)x + (size_t)t0 * C * es, P(o->w1), n, C, FF));
+        prof_mark(cb, PROF_ACT);
+        CUDA_OP("bias_act", l, bias_act_cuda(ff, ff, P(o->b1), c->act, n, FF, dt, stream));
+        prof_mark(cb, PROF_FFN_DOWN);
+        BLAS_OP("FFN down projection", l, gemm(cb, (uint8_t *)tmp + (size_t)t0 * C * es, ff, P(o->w2), n, FF, C));
     }
-#undef P
+    prof_mark(cb, PROF_LN2);
+    CUDA_OP("FFN bias_residual_layernorm", l,
+            bias_residual_layernorm_cuda(x, tmp, P(o->b2), x, P(o->ln2_w), P(o->ln2_b), c->ln_eps, T, C, dt, stream));
+    return EMBER_OK;
+}
 
-    /* Profiling: each synchronisation is preceded by an end mark (PROF_N),
-     * so that the host's time between copies is never in a span. */
+/* The results back to the host: hidden states (T, C) and/or pooled vectors
+ * (S, C) as fp32. Each synchronisation is preceded by an end mark (PROF_N),
+ * so that the host's time between copies is never in a profiled span. */
+static ember_status output_download(cuda_backend *cb, int32_t T, int32_t S, float *hidden, float *pooled,
+                                    ember_pooling pooling, int normalize) {
+    const int32_t C = cb->cfg.C;
+    const ember_dtype dt = cb->base.dtype;
+    cudaStream_t stream = cb->stream;
+    void *x = cb->acts + cb->ws.x;
+    float *out32 = (float *)(cb->acts + cb->ws.out32);
+    const int32_t *d_cu = (const int32_t *)(cb->acts + cb->ws.ints) + 3 * (size_t)T;
     if (hidden) {
         prof_mark(cb, PROF_OUTPUT);
         const void *src = x;
@@ -284,9 +262,49 @@ static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidd
         prof_mark(cb, PROF_N);
         CUDA_OP("forward (synchronise)", -1, cudaStreamSynchronize(stream));
     }
+    return EMBER_OK;
+}
+
+static ember_status cuda_forward(backend *be, const packed_batch *b, float *hidden, float *pooled,
+                                 ember_pooling pooling, int normalize) {
+    cuda_backend *cb = (cuda_backend *)be;
+    const bert_config *c = &cb->cfg;
+    int32_t max_seqlen;
+    ember_status st = cuda_batch_check(b, c, be->max_tokens, &max_seqlen);
+    if (st) return st;
+    if (pooling == EMBER_POOLING_DEFAULT) pooling = EMBER_POOLING_CLS; /* as pool_cpu */
+    const int32_t T = b->T, S = b->S, C = c->C;
+    if (T == 0) return EMBER_OK;
+    const ember_dtype dt = be->dtype;
+    cudaStream_t stream = cb->stream;
+    CUDA_OP("cudaSetDevice", -1, cudaSetDevice(cb->device));
+    void *x = cb->acts + cb->ws.x;
+    int32_t *d_ints = (int32_t *)(cb->acts + cb->ws.ints);
+    const int32_t *d_ids = d_ints, *d_type = d_ints + T, *d_pos = d_ints + 2 * (size_t)T;
+
+    /* The pinned staging buffer is rewritten below: a forward that failed
+     * half-way may have left its upload queued (a no-op when idle). */
+    CUDA_OP("synchronise before staging", -1, cudaStreamSynchronize(stream));
+    cb->prof_n = 0;
+    cuda_batch_stage(cb->h_ints, b);
+    prof_mark(cb, PROF_UPLOAD);
+    CUDA_OP("batch upload", -1,
+            cudaMemcpyAsync(d_ints, cb->h_ints, cuda_batch_ints(T, S) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                            stream));
+    prof_mark(cb, PROF_EMBED);
+    CUDA_OP("embed_layernorm", -1,
+            embed_layernorm_cuda(x, d_ids, d_type, d_pos, P(cb->lay.word), P(cb->lay.pos), P(cb->lay.type),
+                                 P(cb->lay.ln_w), P(cb->lay.ln_b), c->ln_eps, T, C, dt, stream));
+    if (be->hook && (st = hook_tensor(cb, "embeddings", -1, x, T))) return st;
+    for (int32_t l = 0; l < c->L; l++) {
+        if ((st = layer_forward(cb, l, T, S, max_seqlen))) return st;
+        if (be->hook && (st = hook_tensor(cb, "layer_out", l, x, T))) return st;
+    }
+    if ((st = output_download(cb, T, S, hidden, pooled, pooling, normalize))) return st;
     prof_collect(cb, T);
     return EMBER_OK;
 }
+#undef P
 
 static void cuda_destroy(backend *be) {
     cuda_backend *cb = (cuda_backend *)be;

@@ -1,4 +1,6 @@
-/* The `ember` command-line program: subcommands over include/ember.h. */
+/* The `ember` command-line program: subcommands over include/ember.h (and
+ * src/common for reading lines and writing JSON). It parses, prints, and
+ * decides how signals stop a command; the library does none of that. */
 #ifndef EMBER_CLI_H
 #define EMBER_CLI_H
 
@@ -7,6 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/clock.h"
+#include "common/jsonl.h"
+#include "common/lines.h"
+#include "common/vec.h"
 #include "ember.h"
 
 int cmd_embed(int argc, char **argv);
@@ -48,43 +54,20 @@ ember_model *model_opts_load(const model_opts *o);
 int parse_int(const char *s, const char *what, long lo, long hi, int32_t *out);
 void die_usage(const char *cmd, const char *fmt, ...);
 
-/* A text input: lines of a file (plain or .gz), or of stdin for "-". */
+/* Print "ember: error: <the library's last error>" and return 1 (the exit
+ * status of a failed command). */
+int cli_fail(void);
+
+/* The line that ember embed draws on stderr while it runs. */
 typedef struct {
-    const char *path;
-    void *gz; /* gzFile */
-    char *chunk; /* read-ahead */
-    size_t len, pos;
-    int eof;
-    char *buf; /* the current line */
-    size_t cap;
-    long line_no;
-} line_reader;
+    int mode;  /* 0: none, 1: one line redrawn in place (a terminal), 2: a line every 10 s */
+    int drawn; /* a line is on the terminal and needs clearing */
+    double last;
+} progress_line;
 
-int line_reader_open(line_reader *r, const char *path);
-/* Next line without its "\n" / "\r\n"; returns its length, -1 at the end,
- * -2 on a read error (message printed). */
-ptrdiff_t line_reader_next(line_reader *r, char **line);
-void line_reader_close(line_reader *r);
-
-/* Pull the string `field` out of a JSON object line; returns a malloc'd copy
- * and its length, or NULL with a message naming the line. */
-char *jsonl_field(const char *line, size_t len, const char *field, const char *path, long line_no, size_t *out_len);
-
-/* .npy writer (float32 or float16, rows x dim, C order). The row count is
- * patched into the header at close, so the output must be a seekable file. */
-typedef struct {
-    FILE *f;
-    const char *path;
-    int32_t dim;
-    int fp16;
-    int64_t rows;
-} npy_writer;
-
-int npy_open(npy_writer *w, const char *path, int32_t dim, int fp16);
-int npy_write(npy_writer *w, const float *rows, int64_t n);
-int npy_close(npy_writer *w);
-
-void json_write_string(FILE *f, const char *s, size_t len);
-double now_seconds(void);
+/* An ember_embed_progress_fn; user: a progress_line. */
+void progress_draw(const ember_embed_progress *p, void *user);
+/* Clear the redrawn line, so that what follows starts on a clean one. */
+void progress_clear(progress_line *pl);
 
 #endif

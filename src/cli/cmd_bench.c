@@ -40,62 +40,6 @@ static const char *usage =
     "\n"
     "Example: ember bench -w mixed --threads 2 -b 1,32 --json bench.json\n";
 
-typedef struct {
-    char **texts;
-    ptrdiff_t *lens;
-    int32_t n, cap;
-    size_t bytes;
-} text_set;
-
-static int texts_push(text_set *s, const char *t, size_t len) {
-    if (s->n == s->cap) {
-        int32_t cap = s->cap ? s->cap * 2 : 1024;
-        char **nt = realloc(s->texts, (size_t)cap * sizeof *nt);
-        if (nt) s->texts = nt;
-        ptrdiff_t *nl = realloc(s->lens, (size_t)cap * sizeof *nl);
-        if (nl) s->lens = nl;
-        if (!nt || !nl) return 0;
-        s->cap = cap;
-    }
-    char *c = malloc(len + 1);
-    if (!c) return 0;
-    memcpy(c, t, len);
-    c[len] = '\0';
-    s->texts[s->n] = c;
-    s->lens[s->n] = (ptrdiff_t)len;
-    s->n++;
-    s->bytes += len;
-    return 1;
-}
-
-static void texts_free(text_set *s) {
-    for (int32_t i = 0; i < s->n; i++) free(s->texts[i]);
-    free(s->texts);
-    free(s->lens);
-    memset(s, 0, sizeof *s);
-}
-
-static int texts_read(text_set *s, const char *path, int32_t limit) {
-    line_reader r;
-    if (!line_reader_open(&r, path)) return 0;
-    char *line;
-    ptrdiff_t len = 0;
-    while ((limit <= 0 || s->n < limit) && (len = line_reader_next(&r, &line)) >= 0) {
-        if (!texts_push(s, line, (size_t)len)) {
-            fprintf(stderr, "ember: error: out of memory reading %s\n", path);
-            line_reader_close(&r);
-            return 0;
-        }
-    }
-    int ok = len != -2;
-    line_reader_close(&r);
-    if (ok && s->n == 0) {
-        fprintf(stderr, "ember: error: %s: no texts\n", path);
-        ok = 0;
-    }
-    return ok;
-}
-
 /* ---- named workloads ------------------------------------------------------- */
 
 static uint64_t rng_next(uint64_t *s) { /* splitmix64: deterministic across platforms */
@@ -139,7 +83,7 @@ static int32_t length_draw(const length_dist *d, uint64_t *rng) {
 /* Whole words of the vocabulary (letters only, no continuation pieces or
  * special tokens): each becomes exactly one token, so a text of n - 2 words
  * is n tokens with [CLS] and [SEP]. */
-static int synth_texts(text_set *s, ember_model *m, const char *name, int32_t n, uint64_t seed) {
+static int synth_texts(str_list *s, ember_model *m, const char *name, int32_t n, uint64_t seed) {
     length_dist d;
     if (!length_dist_parse(name, &d)) {
         fprintf(stderr, "ember: error: unknown workload '%s' (short, passages, long, mixed, len:N, uniform:A-B)\n",
@@ -185,7 +129,7 @@ static int synth_texts(text_set *s, ember_model *m, const char *name, int32_t n,
             memcpy(buf + used, w, wl);
             used += wl;
         }
-        if (ok) ok = texts_push(s, buf ? buf : "", used);
+        if (ok) ok = str_list_add(s, buf ? buf : "", used) == EMBER_OK;
     }
     free(buf);
     free(words);
@@ -298,14 +242,14 @@ typedef struct {
 
 /* Every text through ember_tokenize on this thread, no truncation (the whole
  * text, as `tokenizers` encodes it), special tokens added. */
-static int tokenize_pass(ember_model *m, const text_set *s, ember_token **buf, int32_t *cap, int64_t *tokens) {
+static int tokenize_pass(ember_model *m, const str_list *s, ember_token **buf, int32_t *cap, int64_t *tokens) {
     ember_tokenize_params tp = ember_tokenize_default_params();
     tp.truncate = 0;
     int64_t total = 0;
     for (int32_t i = 0; i < s->n; i++) {
         int32_t n;
         ember_status st;
-        while ((st = ember_tokenize(m, s->texts[i], s->lens[i], NULL, 0, &tp, *buf, *cap, &n, NULL)) ==
+        while ((st = ember_tokenize(m, s->s[i], s->len[i], NULL, 0, &tp, *buf, *cap, &n, NULL)) ==
                EMBER_ERR_BUFFER_TOO_SMALL) {
             ember_token *nb = realloc(*buf, (size_t)n * sizeof *nb);
             if (!nb) return 0;
@@ -322,20 +266,20 @@ static int tokenize_pass(ember_model *m, const text_set *s, ember_token **buf, i
     return 1;
 }
 
-static int measure_tokenize(ember_model *m, const text_set *s, int runs, double seconds, double warmup,
+static int measure_tokenize(ember_model *m, const str_list *s, int runs, double seconds, double warmup,
                             tokenize_result *r) {
     memset(r, 0, sizeof *r);
     ember_token *buf = NULL;
     int32_t cap = 0;
     int ok = 1;
-    double t0 = now_seconds();
+    double t0 = clock_now();
     do ok = tokenize_pass(m, s, &buf, &cap, &r->tokens);
-    while (ok && now_seconds() - t0 < warmup);
+    while (ok && clock_now() - t0 < warmup);
     double spent = 0;
     while (ok && r->passes < 64 && (r->passes < runs || spent < seconds)) {
-        double t = now_seconds();
+        double t = clock_now();
         ok = tokenize_pass(m, s, &buf, &cap, &r->tokens);
-        t = now_seconds() - t;
+        t = clock_now() - t;
         r->pass_s[r->passes++] = t;
         spent += t;
     }
@@ -363,13 +307,13 @@ typedef struct {
     int32_t truncated, max_tokens;
 } encode_totals;
 
-static int encode_pass(ember_model *m, const text_set *s, int32_t B, float *out, ember_text_stats *stats,
+static int encode_pass(ember_model *m, const str_list *s, int32_t B, float *out, ember_text_stats *stats,
                        double *lat, size_t *n_lat, encode_totals *tot) {
     for (int32_t i = 0; i < s->n; i += B) {
         int32_t k = s->n - i < B ? s->n - i : B;
-        double t = now_seconds();
-        ember_status st = ember_encode(m, (const char *const *)s->texts + i, s->lens + i, k, NULL, out, stats);
-        t = now_seconds() - t;
+        double t = clock_now();
+        ember_status st = ember_encode(m, (const char *const *)s->s + i, s->len + i, k, NULL, out, stats);
+        t = clock_now() - t;
         if (st != EMBER_OK) {
             fprintf(stderr, "ember: error: texts %d-%d: %s\n", i + 1, i + k, ember_last_error());
             return 0;
@@ -386,7 +330,7 @@ static int encode_pass(ember_model *m, const text_set *s, int32_t B, float *out,
     return 1;
 }
 
-static int measure_encode(ember_model *m, const text_set *s, int32_t B, int32_t dim, int runs, double seconds,
+static int measure_encode(ember_model *m, const str_list *s, int32_t B, int32_t dim, int runs, double seconds,
                           double warmup, encode_result *r, encode_totals *tot) {
     memset(r, 0, sizeof *r);
     r->batch = B;
@@ -397,15 +341,15 @@ static int measure_encode(ember_model *m, const text_set *s, int32_t B, int32_t 
     int ok = out && stats && lat;
     if (!ok) fprintf(stderr, "ember: error: out of memory\n");
     /* warm-up: the first calls also fault in the workspace and fill caches */
-    double t0 = now_seconds();
+    double t0 = clock_now();
     encode_totals first = {0};
     if (ok) ok = encode_pass(m, s, B, out, stats, NULL, NULL, &first);
-    while (ok && now_seconds() - t0 < warmup) ok = encode_pass(m, s, B, out, stats, NULL, NULL, NULL);
+    while (ok && clock_now() - t0 < warmup) ok = encode_pass(m, s, B, out, stats, NULL, NULL, NULL);
     double spent = 0;
     while (ok && r->passes < 64 && (r->passes < runs || spent < seconds)) {
-        double t = now_seconds();
+        double t = clock_now();
         ok = encode_pass(m, s, B, out, stats, lat, &n_lat, NULL);
-        t = now_seconds() - t;
+        t = clock_now() - t;
         r->pass_s[r->passes++] = t;
         spent += t;
     }
@@ -465,14 +409,26 @@ static int parse_seconds(const char *s, const char *what, double *out) {
     return 1;
 }
 
-int cmd_bench(int argc, char **argv) {
+typedef struct {
     model_opts mo;
-    model_opts_init(&mo);
-    const char *input = NULL, *workload = NULL, *json_path = NULL, *label = NULL;
-    int32_t n_limit = 0, runs = 3, seed = 1;
-    int32_t batches[32] = {1, 8, 32, 128};
-    int n_batches = 4, do_tokenize = 1, do_encode = 1, quiet = 0;
-    double seconds = 2, warmup = 0.5;
+    const char *input, *workload, *json_path, *label;
+    int32_t n_limit, runs, seed;
+    int32_t batches[32];
+    int n_batches, do_tokenize, do_encode, quiet;
+    double seconds, warmup;
+} bench_opts;
+
+/* Parse argv; 0 to go on, -1 after --help, else the exit status. */
+static int bench_parse(int argc, char **argv, bench_opts *b) {
+    memset(b, 0, sizeof *b);
+    model_opts_init(&b->mo);
+    b->runs = 3;
+    b->seed = 1;
+    b->n_batches = 4;
+    b->batches[0] = 1, b->batches[1] = 8, b->batches[2] = 32, b->batches[3] = 128;
+    b->do_tokenize = b->do_encode = 1;
+    b->seconds = 2;
+    b->warmup = 0.5;
     static struct option opts[] = {{"input", required_argument, 0, 'i'},
                                    {"workload", required_argument, 0, 'w'},
                                    {"texts", required_argument, 0, 'n'},
@@ -492,183 +448,185 @@ int cmd_bench(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "i:w:n:b:qhm:", opts, NULL)) != -1) {
         switch (c) {
-        case 'i': input = optarg; break;
-        case 'w': workload = optarg; break;
+        case 'i': b->input = optarg; break;
+        case 'w': b->workload = optarg; break;
         case 'n':
-            if (!parse_int(optarg, "--texts", 1, 1 << 30, &n_limit)) return 2;
+            if (!parse_int(optarg, "--texts", 1, 1 << 30, &b->n_limit)) return 2;
             break;
         case 'b':
-            if (!(n_batches = parse_batches(optarg, batches, 32)))
+            if (!(b->n_batches = parse_batches(optarg, b->batches, 32)))
                 die_usage("bench", "--batch-sizes must be a comma-separated list of positive integers, got '%s'",
                           optarg);
             break;
         case 'r':
-            if (!parse_int(optarg, "--runs", 1, 64, &runs)) return 2;
+            if (!parse_int(optarg, "--runs", 1, 64, &b->runs)) return 2;
             break;
         case 's':
-            if (!parse_seconds(optarg, "--seconds", &seconds)) return 2;
+            if (!parse_seconds(optarg, "--seconds", &b->seconds)) return 2;
             break;
         case 'W':
-            if (!parse_seconds(optarg, "--warmup", &warmup)) return 2;
+            if (!parse_seconds(optarg, "--warmup", &b->warmup)) return 2;
             break;
-        case 'T': do_tokenize = 0; break;
-        case 'O': do_encode = 0; break;
+        case 'T': b->do_tokenize = 0; break;
+        case 'O': b->do_encode = 0; break;
         case 'S':
-            if (!parse_int(optarg, "--seed", 0, 1 << 30, &seed)) return 2;
+            if (!parse_int(optarg, "--seed", 0, 1 << 30, &b->seed)) return 2;
             break;
-        case 'L': label = optarg; break;
-        case 'j': json_path = optarg; break;
-        case 'q': quiet = 1; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'L': b->label = optarg; break;
+        case 'j': b->json_path = optarg; break;
+        case 'q': b->quiet = 1; break;
+        case 'h': fputs(usage, stdout); return -1;
         default:
-            if (c == '?' || !model_opts_parse(&mo, c, optarg)) {
+            if (c == '?' || !model_opts_parse(&b->mo, c, optarg)) {
                 fputs(usage, stderr);
                 return 2;
             }
         }
     }
     if (optind < argc) die_usage("bench", "unexpected argument '%s'", argv[optind]);
-    if (input && workload) die_usage("bench", "give --input or --workload, not both");
-    if (!do_tokenize && !do_encode) die_usage("bench", "--no-tokenize and --tokenize-only leave nothing to measure");
-    if (!input && !workload) workload = "mixed";
+    if (b->input && b->workload) die_usage("bench", "give --input or --workload, not both");
+    if (!b->do_tokenize && !b->do_encode)
+        die_usage("bench", "--no-tokenize and --tokenize-only leave nothing to measure");
+    if (!b->input && !b->workload) b->workload = "mixed";
     length_dist probe;
-    if (workload && !length_dist_parse(workload, &probe))
-        die_usage("bench", "unknown workload '%s' (short, passages, long, mixed, len:N, uniform:A-B)", workload);
+    if (b->workload && !length_dist_parse(b->workload, &probe))
+        die_usage("bench", "unknown workload '%s' (short, passages, long, mixed, len:N, uniform:A-B)", b->workload);
+    return 0;
+}
 
+/* What one run measured, for the table and the JSON. */
+typedef struct {
     machine_info mi;
-    machine_read(&mi);
-    double rss_before = rss_mb();
-    double t_load = now_seconds();
-    ember_model *m = model_opts_load(&mo);
-    if (!m) return 1;
-    t_load = now_seconds() - t_load;
-    double rss_model = rss_mb() - rss_before;
     ember_model_info info;
-    ember_model_get_info(m, &info);
-
-    text_set s = {0};
-    int ok = input ? texts_read(&s, input, n_limit)
-                   : synth_texts(&s, m, workload, n_limit > 0 ? n_limit : 512, (uint64_t)seed);
-    if (!ok) {
-        texts_free(&s);
-        ember_model_free(m);
-        return 1;
-    }
-    const char *wl_name = label ? label : input ? input : workload;
-
+    const char *workload;
+    double t_load, rss_model, peak;
     tokenize_result tr;
-    if (do_tokenize && !(ok = measure_tokenize(m, &s, runs, seconds, warmup, &tr))) goto done;
     encode_result er[32];
-    encode_totals tot = {0};
-    for (int b = 0; do_encode && b < n_batches && ok; b++)
-        ok = measure_encode(m, &s, batches[b], info.dim, runs, seconds, warmup, &er[b], b == 0 ? &tot : NULL);
-    if (!ok) goto done;
-    mi.load_end = load_average();
-    double peak = peak_rss_mb();
+    encode_totals tot;
+} bench_run;
 
-    if (!quiet) {
-        FILE *o = json_path && strcmp(json_path, "-") == 0 ? stderr : stdout;
-        fprintf(o, "ember bench %s: %s on %s, %s\n", EMBER_VERSION, info.name, info.device_name,
-                ember_dtype_str(info.dtype));
-        fprintf(o, "machine:   %s, %d cores online, %s; GPU: %s; load average %.2f at start, %.2f at end\n", mi.cpu,
-                mi.cores, mi.isa, mi.gpu, mi.load_start, mi.load_end);
-        fprintf(o, "workload:  %s: %d texts, %.1f KB", wl_name, s.n, (double)s.bytes / 1024.0);
-        if (do_encode)
-            fprintf(o, ", %lld tokens as encoded (%.1f per text, longest %d, %d cut to %d)",
-                    (long long)tot.tokens, (double)tot.tokens / s.n, tot.max_tokens, tot.truncated, info.max_length);
-        fputc('\n', o);
-        fprintf(o, "memory:    model %.1f MB resident, peak %.1f MB (whole process); load %.2f s; "
-                   "%d tokens per forward pass at most\n",
-                rss_model, peak, t_load, info.max_batch_tokens);
-        if (do_tokenize)
-            fprintf(o, "tokenize:  %.0f texts/s, %.0f tokens/s, %.1f MB/s (1 thread, no truncation, median of %d)\n",
-                    tr.texts_per_s, tr.tokens_per_s, tr.bytes_per_s / 1e6, tr.passes);
-        if (do_encode) {
-            fprintf(o, "\n%7s %10s %11s %9s %9s %9s %9s %6s\n", "batch", "texts/s", "tokens/s", "p50 ms", "p90 ms",
-                    "p99 ms", "max ms", "passes");
-            for (int b = 0; b < n_batches; b++)
-                fprintf(o, "%7d %10.1f %11.0f %9.2f %9.2f %9.2f %9.2f %6d\n", er[b].batch, er[b].texts_per_s,
-                        er[b].tokens_per_s, er[b].p50, er[b].p90, er[b].p99, er[b].max, er[b].passes);
-            fprintf(o, "(latency: per ember_encode call of `batch` texts, tokenization included; "
-                       "throughput: median pass)\n");
+static void print_table(FILE *o, const bench_opts *b, const bench_run *r, const str_list *s) {
+    const ember_model_info *info = &r->info;
+    fprintf(o, "ember bench %s: %s on %s, %s\n", EMBER_VERSION, info->name, info->device_name,
+            ember_dtype_str(info->dtype));
+    fprintf(o, "machine:   %s, %d cores online, %s; GPU: %s; load average %.2f at start, %.2f at end\n", r->mi.cpu,
+            r->mi.cores, r->mi.isa, r->mi.gpu, r->mi.load_start, r->mi.load_end);
+    fprintf(o, "workload:  %s: %d texts, %.1f KB", r->workload, s->n, (double)s->bytes / 1024.0);
+    if (b->do_encode)
+        fprintf(o, ", %lld tokens as encoded (%.1f per text, longest %d, %d cut to %d)", (long long)r->tot.tokens,
+                (double)r->tot.tokens / s->n, r->tot.max_tokens, r->tot.truncated, info->max_length);
+    fputc('\n', o);
+    fprintf(o, "memory:    model %.1f MB resident, peak %.1f MB (whole process); load %.2f s; "
+               "%d tokens per forward pass at most\n",
+            r->rss_model, r->peak, r->t_load, info->max_batch_tokens);
+    if (b->do_tokenize)
+        fprintf(o, "tokenize:  %.0f texts/s, %.0f tokens/s, %.1f MB/s (1 thread, no truncation, median of %d)\n",
+                r->tr.texts_per_s, r->tr.tokens_per_s, r->tr.bytes_per_s / 1e6, r->tr.passes);
+    if (b->do_encode) {
+        fprintf(o, "\n%7s %10s %11s %9s %9s %9s %9s %6s\n", "batch", "texts/s", "tokens/s", "p50 ms", "p90 ms",
+                "p99 ms", "max ms", "passes");
+        for (int i = 0; i < b->n_batches; i++) {
+            const encode_result *e = &r->er[i];
+            fprintf(o, "%7d %10.1f %11.0f %9.2f %9.2f %9.2f %9.2f %6d\n", e->batch, e->texts_per_s, e->tokens_per_s,
+                    e->p50, e->p90, e->p99, e->max, e->passes);
         }
+        fprintf(o, "(latency: per ember_encode call of `batch` texts, tokenization included; "
+                   "throughput: median pass)\n");
     }
-    if (json_path) {
-        json_t *root = json_object();
-        json_object_set_new(root, "ember_version", json_string(EMBER_VERSION));
-        json_t *jm = json_object();
-        json_object_set_new(jm, "cpu", json_string(mi.cpu));
-        json_object_set_new(jm, "cores", json_integer(mi.cores));
-        json_object_set_new(jm, "isa", json_string(mi.isa));
-        json_object_set_new(jm, "gpu", json_string(mi.gpu));
-        json_object_set_new(jm, "load_start", json_real(mi.load_start));
-        json_object_set_new(jm, "load_end", json_real(mi.load_end));
-        json_object_set_new(root, "machine", jm);
-        json_t *jmod = json_object();
-        json_object_set_new(jmod, "name", json_string(info.name));
-        json_object_set_new(jmod, "dir", json_string(mo.model_dir));
-        json_object_set_new(jmod, "device", json_string(info.device_name));
-        json_object_set_new(jmod, "threads", json_integer(mo.params.n_threads > 0 ? mo.params.n_threads : mi.cores));
-        json_object_set_new(jmod, "max_batch_tokens", json_integer(info.max_batch_tokens));
-        json_object_set_new(jmod, "max_length", json_integer(info.max_length));
-        json_object_set_new(jmod, "load_s", json_real(t_load));
-        json_object_set_new(root, "model", jmod);
-        json_t *jw = json_object();
-        json_object_set_new(jw, "name", json_string(wl_name));
-        json_object_set_new(jw, "texts", json_integer(s.n));
-        json_object_set_new(jw, "bytes", json_integer((json_int_t)s.bytes));
-        if (do_encode) {
-            json_object_set_new(jw, "tokens", json_integer(tot.tokens));
-            json_object_set_new(jw, "max_tokens", json_integer(tot.max_tokens));
-            json_object_set_new(jw, "truncated", json_integer(tot.truncated));
-        }
-        json_object_set_new(root, "workload", jw);
-        if (do_tokenize) {
-            json_t *jt = json_object();
-            json_object_set_new(jt, "threads", json_integer(1));
-            json_object_set_new(jt, "tokens", json_integer(tr.tokens));
-            json_object_set_new(jt, "texts_per_s", json_real(tr.texts_per_s));
-            json_object_set_new(jt, "tokens_per_s", json_real(tr.tokens_per_s));
-            json_object_set_new(jt, "bytes_per_s", json_real(tr.bytes_per_s));
-            json_object_set_new(jt, "pass_s", json_runs(tr.pass_s, tr.passes));
-            json_object_set_new(root, "tokenize", jt);
-        }
-        json_t *je = json_array();
-        for (int b = 0; do_encode && b < n_batches; b++) {
-            json_t *e = json_object();
-            json_object_set_new(e, "batch", json_integer(er[b].batch));
-            json_object_set_new(e, "texts_per_s", json_real(er[b].texts_per_s));
-            json_object_set_new(e, "tokens_per_s", json_real(er[b].tokens_per_s));
-            json_t *jl = json_object();
-            json_object_set_new(jl, "p50", json_real(er[b].p50));
-            json_object_set_new(jl, "p90", json_real(er[b].p90));
-            json_object_set_new(jl, "p99", json_real(er[b].p99));
-            json_object_set_new(jl, "mean", json_real(er[b].mean));
-            json_object_set_new(jl, "max", json_real(er[b].max));
-            json_object_set_new(e, "latency_ms", jl);
-            json_object_set_new(e, "pass_s", json_runs(er[b].pass_s, er[b].passes));
-            json_array_append_new(je, e);
-        }
-        json_object_set_new(root, "encode", je);
-        json_t *jmem = json_object();
-        json_object_set_new(jmem, "model_rss_mb", json_real(rss_model));
-        json_object_set_new(jmem, "peak_rss_mb", json_real(peak));
-        json_object_set_new(root, "memory", jmem);
-        int wrote;
-        if (strcmp(json_path, "-") == 0) {
-            wrote = json_dumpf(root, stdout, JSON_INDENT(2)) == 0;
-            fputc('\n', stdout);
-        } else {
-            wrote = json_dump_file(root, json_path, JSON_INDENT(2)) == 0;
-        }
-        json_decref(root);
-        if (!wrote) {
-            fprintf(stderr, "ember: error: %s: cannot write the JSON\n", json_path);
-            ok = 0;
-        }
+}
+
+static json_t *encode_json(const encode_result *e) {
+    json_t *j = json_object();
+    json_object_set_new(j, "batch", json_integer(e->batch));
+    json_object_set_new(j, "texts_per_s", json_real(e->texts_per_s));
+    json_object_set_new(j, "tokens_per_s", json_real(e->tokens_per_s));
+    json_object_set_new(j, "latency_ms", json_pack("{s:f, s:f, s:f, s:f, s:f}", "p50", e->p50, "p90", e->p90, "p99",
+                                                   e->p99, "mean", e->mean, "max", e->max));
+    json_object_set_new(j, "pass_s", json_runs(e->pass_s, e->passes));
+    return j;
+}
+
+static int write_json(const bench_opts *b, const bench_run *r, const str_list *s) {
+    const machine_info *mi = &r->mi;
+    json_t *root = json_object();
+    json_object_set_new(root, "ember_version", json_string(EMBER_VERSION));
+    json_object_set_new(root, "machine",
+                        json_pack("{s:s, s:i, s:s, s:s, s:f, s:f}", "cpu", mi->cpu, "cores", mi->cores, "isa",
+                                  mi->isa, "gpu", mi->gpu, "load_start", mi->load_start, "load_end", mi->load_end));
+    json_object_set_new(root, "model",
+                        json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f}", "name", r->info.name, "dir",
+                                  b->mo.model_dir, "device", r->info.device_name, "threads",
+                                  b->mo.params.n_threads > 0 ? b->mo.params.n_threads : mi->cores, "max_batch_tokens",
+                                  r->info.max_batch_tokens, "max_length", r->info.max_length, "load_s", r->t_load));
+    json_t *jw = json_pack("{s:s, s:i, s:I}", "name", r->workload, "texts", s->n, "bytes", (json_int_t)s->bytes);
+    if (b->do_encode) {
+        json_object_set_new(jw, "tokens", json_integer(r->tot.tokens));
+        json_object_set_new(jw, "max_tokens", json_integer(r->tot.max_tokens));
+        json_object_set_new(jw, "truncated", json_integer(r->tot.truncated));
     }
-done:
-    texts_free(&s);
+    json_object_set_new(root, "workload", jw);
+    if (b->do_tokenize) {
+        json_t *jt = json_pack("{s:i, s:I, s:f, s:f, s:f}", "threads", 1, "tokens", (json_int_t)r->tr.tokens,
+                               "texts_per_s", r->tr.texts_per_s, "tokens_per_s", r->tr.tokens_per_s, "bytes_per_s",
+                               r->tr.bytes_per_s);
+        json_object_set_new(jt, "pass_s", json_runs(r->tr.pass_s, r->tr.passes));
+        json_object_set_new(root, "tokenize", jt);
+    }
+    json_t *je = json_array();
+    for (int i = 0; b->do_encode && i < b->n_batches; i++) json_array_append_new(je, encode_json(&r->er[i]));
+    json_object_set_new(root, "encode", je);
+    json_object_set_new(root, "memory", json_pack("{s:f, s:f}", "model_rss_mb", r->rss_model, "peak_rss_mb", r->peak));
+    int wrote;
+    if (strcmp(b->json_path, "-") == 0) {
+        wrote = json_dumpf(root, stdout, JSON_INDENT(2)) == 0;
+        fputc('\n', stdout);
+    } else {
+        wrote = json_dump_file(root, b->json_path, JSON_INDENT(2)) == 0;
+    }
+    json_decref(root);
+    if (!wrote) fprintf(stderr, "ember: error: %s: cannot write the JSON\n", b->json_path);
+    return wrote;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_opts b;
+    int rc = bench_parse(argc, argv, &b);
+    if (rc) return rc < 0 ? 0 : rc;
+    bench_run r;
+    memset(&r, 0, sizeof r);
+    machine_read(&r.mi);
+    double rss_before = rss_mb();
+    r.t_load = clock_now();
+    ember_model *m = model_opts_load(&b.mo);
+    if (!m) return 1;
+    r.t_load = clock_now() - r.t_load;
+    r.rss_model = rss_mb() - rss_before;
+    ember_model_get_info(m, &r.info);
+
+    str_list s = {0};
+    int ok = 1;
+    if (!b.input) {
+        ok = synth_texts(&s, m, b.workload, b.n_limit > 0 ? b.n_limit : 512, (uint64_t)b.seed);
+    } else if (str_list_read(&s, b.input, b.n_limit) != EMBER_OK) {
+        cli_fail();
+        ok = 0;
+    }
+    if (ok && s.n == 0) {
+        fprintf(stderr, "ember: error: %s: no texts\n", b.input);
+        ok = 0;
+    }
+    r.workload = b.label ? b.label : b.input ? b.input : b.workload;
+    if (ok && b.do_tokenize) ok = measure_tokenize(m, &s, b.runs, b.seconds, b.warmup, &r.tr);
+    for (int i = 0; ok && b.do_encode && i < b.n_batches; i++)
+        ok = measure_encode(m, &s, b.batches[i], r.info.dim, b.runs, b.seconds, b.warmup, &r.er[i],
+                            i == 0 ? &r.tot : NULL);
+    if (ok) {
+        r.mi.load_end = load_average();
+        r.peak = peak_rss_mb();
+        if (!b.quiet) print_table(b.json_path && strcmp(b.json_path, "-") == 0 ? stderr : stdout, &b, &r, &s);
+        if (b.json_path) ok = write_json(&b, &r, &s);
+    }
+    str_list_free(&s);
     ember_model_free(m);
     return ok ? 0 : 1;
 }

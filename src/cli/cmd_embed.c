@@ -1,17 +1,17 @@
-/* ember embed: one vector per input line, in input order, streamed through
- * src/pipeline (tokenizer threads, length-bucketed batches, one thread per
- * model, an in-order writer with optional resumable shards). */
+/* ember embed: one vector per input line, in input order, through the
+ * library's streaming engine (ember_embed_file: tokenizer threads, length-
+ * bucketed batches, one thread per model, an in-order writer with optional
+ * resumable shards). This file parses the options, loads the models, turns
+ * Ctrl-C / SIGTERM into the engine's cancel, and prints what happened. */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "pipeline/pipeline.h"
-#include "pipeline/sink.h"
 
 static const char *usage =
     "usage: ember embed [options] [INPUT]\n"
@@ -56,7 +56,7 @@ static const char *usage =
     "      --no-progress        none, even on a terminal (default: on a terminal only)\n"
     "  -q, --quiet              no summary on stderr\n" MODEL_OPTIONS_HELP "  -h, --help\n";
 
-static atomic_int stop_signal; /* lock-free: may be set in a handler, read by any thread */
+static atomic_int stop_signal; /* lock-free: set in a handler, read by any thread */
 
 static void on_stop(int sig) {
     if (stop_signal) { /* a second Ctrl-C: leave at once */
@@ -64,6 +64,17 @@ static void on_stop(int sig) {
         raise(sig);
     }
     stop_signal = sig;
+}
+
+static int stop_requested(void *user) {
+    (void)user;
+    return atomic_load(&stop_signal) != 0;
+}
+
+static void log_note(ember_log_level level, const char *msg, void *user) {
+    (void)level;
+    progress_clear(user);
+    fprintf(stderr, "ember embed: %s\n", msg);
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -95,39 +106,28 @@ static void print_resume_command(int argc, char **argv) {
     fputs(has_resume ? "\n" : " --resume\n", stderr);
 }
 
-static void print_summary(const sink_totals *t, const pipeline_result *r, int64_t resumed_rows, int32_t resumed_shards,
-                          const ember_model_info *info, int32_t n_models, char devices[][32]) {
-    double dt = r->elapsed;
-    fprintf(stderr, "ember embed: %lld rows (%lld tokens) in %.2f s, %.1f rows/s, %d-dim, %s\n", (long long)t->rows,
-            (long long)t->tokens, dt, dt > 0 ? r->rows / dt : 0.0, info->dim, info->device_name);
-    if (resumed_rows > 0)
-        fprintf(stderr, "ember embed: resumed after %lld rows in %d shards; this run embedded %lld rows\n",
-                (long long)resumed_rows, resumed_shards, (long long)r->rows);
-    fprintf(stderr, "ember embed: %.0f tokens/s, %.1f rows/s", dt > 0 ? r->tokens / dt : 0.0, dt > 0 ? r->rows / dt : 0.0);
-    if (n_models > 0 && dt > 0) {
-        fputs("; device busy", stderr);
-        for (int32_t i = 0; i < r->n_busy; i++)
-            fprintf(stderr, "%s %s %.0f%%", i ? "," : "", devices[i], 100.0 * r->busy[i] / dt);
-    }
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) fprintf(stderr, "; peak memory %.0f MiB", ru.ru_maxrss / 1024.0);
-    fputc('\n', stderr);
-    if (t->empty) fprintf(stderr, "ember embed: %lld empty lines embedded as empty texts\n", (long long)t->empty);
-    if (t->truncated)
-        fprintf(stderr, "ember embed: %lld texts truncated to %d tokens (first: row %lld)\n", (long long)t->truncated,
-                info->max_length, (long long)t->first_truncated);
-    if (t->invalid_utf8)
-        fprintf(stderr, "ember embed: %lld texts had invalid UTF-8, replaced by U+FFFD (first: row %lld)\n",
-                (long long)t->invalid_utf8, (long long)t->first_invalid);
-}
+/* ---- options ---------------------------------------------------------------------------- */
 
-int cmd_embed(int argc, char **argv) {
+typedef struct {
     model_opts mo;
-    model_opts_init(&mo);
-    const char *output = NULL, *format = NULL, *field = NULL;
-    int jsonl_in = 0, quiet = 0, resume = 0, progress = -1, all_gpus = 0;
-    int32_t batch_rows = 0, window = 8192, tok_threads = 0, replicas = 0, shard_rows32 = 0;
-    ember_encode_params ep = ember_encode_default_params();
+    ember_embed_options eo;
+    const char *format;
+    int quiet, progress, all_gpus;
+    int32_t replicas;
+} embed_cli;
+
+static int embed_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows);
+
+/* Parse argv into c; 0 to go on, -1 after --help, else the exit status. */
+static int embed_parse(int argc, char **argv, embed_cli *c) {
+    memset(c, 0, sizeof *c);
+    model_opts_init(&c->mo);
+    c->eo = ember_embed_default_options();
+    c->eo.tokenizer_threads = 0; /* decided by the device below */
+    c->progress = -1;
+    const char *field = NULL;
+    int jsonl_in = 0;
+    int32_t shard_rows = 0;
     enum { OPT_SHARDS = 2000, OPT_RESUME, OPT_WINDOW, OPT_TOKTHREADS, OPT_REPLICAS, OPT_PROGRESS, OPT_NOPROGRESS };
     static struct option opts[] = {{"output", required_argument, 0, 'o'},
                                    {"format", required_argument, 0, 'f'},
@@ -149,240 +149,238 @@ int cmd_embed(int argc, char **argv) {
                                    {"no-progress", no_argument, 0, OPT_NOPROGRESS},
                                    MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "o:qhm:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': output = optarg; break;
-        case 'f': format = optarg; break;
+    int o;
+    while ((o = getopt_long(argc, argv, "o:qhm:", opts, NULL)) != -1) {
+        switch (o) {
+        case 'o': c->eo.output = optarg; break;
+        case 'f': c->format = optarg; break;
         case 'J': jsonl_in = 1; break;
         case 'F': field = optarg, jsonl_in = 1; break;
         case 'p':
-            if (strcmp(optarg, "cls") == 0) ep.pooling = EMBER_POOLING_CLS;
-            else if (strcmp(optarg, "mean") == 0) ep.pooling = EMBER_POOLING_MEAN;
-            else if (strcmp(optarg, "max") == 0) ep.pooling = EMBER_POOLING_MAX;
-            else if (strcmp(optarg, "mean_sqrt_len") == 0) ep.pooling = EMBER_POOLING_MEAN_SQRT_LEN;
-            else die_usage("embed", "--pooling must be cls, mean, max or mean_sqrt_len, got '%s'", optarg);
+            if (ember_pooling_parse(optarg, &c->eo.encode.pooling) != EMBER_OK)
+                die_usage("embed", "--pooling must be cls, mean, max or mean_sqrt_len, got '%s'", optarg);
             break;
-        case 'N': ep.normalize = EMBER_NORMALIZE_ON; break;
-        case 'n': ep.normalize = EMBER_NORMALIZE_OFF; break;
-        case 'T': ep.truncate = 0; break;
+        case 'N': c->eo.encode.normalize = EMBER_NORMALIZE_ON; break;
+        case 'n': c->eo.encode.normalize = EMBER_NORMALIZE_OFF; break;
+        case 'T': c->eo.encode.truncate = 0; break;
         case 'b':
-            if (!parse_int(optarg, "--batch", 1, 1 << 20, &batch_rows)) return 2;
+            if (!parse_int(optarg, "--batch", 1, 1 << 20, &c->eo.max_batch_rows)) return 2;
             break;
-        case 'q': quiet = 1; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'q': c->quiet = 1; break;
+        case 'h': fputs(usage, stdout); return -1;
         case OPT_SHARDS:
-            if (!parse_int(optarg, "--shard-rows", 1, 2000000000, &shard_rows32)) return 2;
+            if (!parse_int(optarg, "--shard-rows", 1, 2000000000, &shard_rows)) return 2;
             break;
-        case OPT_RESUME: resume = 1; break;
+        case OPT_RESUME: c->eo.resume = 1; break;
         case OPT_WINDOW:
-            if (!parse_int(optarg, "--window", 1, 1 << 24, &window)) return 2;
+            if (!parse_int(optarg, "--window", 1, 1 << 24, &c->eo.window)) return 2;
             break;
         case OPT_TOKTHREADS:
-            if (!parse_int(optarg, "--tokenizer-threads", 1, 256, &tok_threads)) return 2;
+            if (!parse_int(optarg, "--tokenizer-threads", 1, 256, &c->eo.tokenizer_threads)) return 2;
             break;
         case OPT_REPLICAS:
-            if (!parse_int(optarg, "--replicas", 1, 64, &replicas)) return 2;
+            if (!parse_int(optarg, "--replicas", 1, 64, &c->replicas)) return 2;
             break;
-        case OPT_PROGRESS: progress = 1; break;
-        case OPT_NOPROGRESS: progress = 0; break;
+        case OPT_PROGRESS: c->progress = 1; break;
+        case OPT_NOPROGRESS: c->progress = 0; break;
         case 1001:
-            if (strcmp(optarg, "cuda:all") == 0) {
-                all_gpus = 1;
-                mo.params.device = EMBER_DEVICE_CUDA;
-                break;
-            }
-            all_gpus = 0;
-            if (!model_opts_parse(&mo, c, optarg)) return 2;
+            c->all_gpus = strcmp(optarg, "cuda:all") == 0;
+            if (c->all_gpus) c->mo.params.device = EMBER_DEVICE_CUDA;
+            else if (!model_opts_parse(&c->mo, o, optarg)) return 2;
             break;
         default:
-            if (c == '?' || !model_opts_parse(&mo, c, optarg)) {
+            if (o == '?' || !model_opts_parse(&c->mo, o, optarg)) {
                 fputs(usage, stderr);
                 return 2;
             }
         }
     }
     if (argc - optind > 1) die_usage("embed", "one INPUT at most (got %d)", argc - optind);
-    const char *input = optind < argc ? argv[optind] : "-";
-    if (!field) field = "text";
+    return embed_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);
+}
+
+/* What the options leave open (the input's and the output's formats), and
+ * the combinations that make no sense; 0 to go on, else the exit status. */
+static int embed_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows) {
+    c->eo.input = input;
     if (ends_with(input, ".jsonl") || ends_with(input, ".jsonl.gz")) jsonl_in = 1;
-    const int64_t shard_rows = shard_rows32;
-    const int to_stdout = !output || strcmp(output, "-") == 0;
-    sink_format fmt = SINK_JSONL;
-    if (format) {
-        if (strcmp(format, "npy") == 0) fmt = SINK_NPY;
-        else if (strcmp(format, "npy16") == 0) fmt = SINK_NPY16;
-        else if (strcmp(format, "jsonl") != 0)
-            die_usage("embed", "--format must be npy, npy16 or jsonl, got '%s'", format);
-    } else if (shard_rows > 0) {
-        fmt = SINK_NPY;
-    } else if (output && ends_with(output, ".npy")) {
-        fmt = SINK_NPY;
+    c->eo.jsonl_field = jsonl_in ? (field ? field : "text") : NULL;
+    c->eo.shard_rows = shard_rows;
+    const char *out = c->eo.output;
+    const int to_stdout = !out || strcmp(out, "-") == 0;
+    c->eo.format = EMBER_OUTPUT_JSONL;
+    if (c->format) {
+        if (strcmp(c->format, "npy") == 0) c->eo.format = EMBER_OUTPUT_NPY;
+        else if (strcmp(c->format, "npy16") == 0) c->eo.format = EMBER_OUTPUT_NPY16;
+        else if (strcmp(c->format, "jsonl") != 0)
+            die_usage("embed", "--format must be npy, npy16 or jsonl, got '%s'", c->format);
+    } else if (shard_rows > 0 || (out && ends_with(out, ".npy"))) {
+        c->eo.format = EMBER_OUTPUT_NPY;
     }
-    if (fmt != SINK_JSONL && to_stdout)
+    if (c->eo.format != EMBER_OUTPUT_JSONL && to_stdout)
         die_usage("embed", ".npy output needs a file (-o PATH); use --format jsonl for stdout");
     if (shard_rows > 0 && to_stdout) die_usage("embed", "--shard-rows needs an output directory (-o DIR)");
-    if (resume && shard_rows <= 0)
+    if (c->eo.resume && shard_rows <= 0)
         die_usage("embed", "--resume continues a run of shards: give the first run's -o DIR and --shard-rows N");
-    if (resume && strcmp(input, "-") != 0 && access(input, R_OK) != 0) {
+    if (c->eo.resume && strcmp(input, "-") != 0 && access(input, R_OK) != 0) {
         fprintf(stderr, "ember: error: %s: cannot open: %s\n", input, strerror(errno));
         return 1;
     }
+    return 0;
+}
 
-    /* From here on Ctrl-C / SIGTERM only set a flag the pipeline polls (no
-     * SA_RESTART); during the model loads that means a stop right after. */
+/* ---- models ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    ember_model **m;
+    int32_t n;
+    char (*names)[32]; /* "cpu", "cuda:0", or "cuda:0[1]" for the second model on it */
+} model_set;
+
+static void models_free(model_set *ms) {
+    for (int32_t i = 0; i < ms->n; i++) ember_model_free(ms->m[i]);
+    free(ms->m);
+    free(ms->names);
+}
+
+/* One model per GPU with cuda:all, times --replicas (default: 2 on a GPU, so
+ * that one model's copies overlap the other's compute; 1 on the CPU, whose
+ * threads the replicas would share). */
+static int models_load(embed_cli *c, model_set *ms) {
+    memset(ms, 0, sizeof *ms);
+    int32_t n_gpus = 1;
+    if (c->all_gpus && (n_gpus = ember_cuda_device_count()) <= 0) {
+        fprintf(stderr, "ember: error: --device cuda:all: no CUDA device%s\n",
+                n_gpus < 0 ? " (ember was built without CUDA)" : " found");
+        return 0;
+    }
+    ember_model *first = model_opts_load(&c->mo);
+    if (!first) return 0;
+    ember_model_info info;
+    ember_model_get_info(first, &info);
+    const int is_cuda = info.device == EMBER_DEVICE_CUDA;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) cores = 1;
+    int32_t replicas = c->replicas ? c->replicas : is_cuda ? 2 : 1;
+    if (!is_cuda && replicas > 1 && c->mo.params.n_threads == 0) {
+        /* the cores shared among the replicas: the first is loaded again */
+        ember_model_free(first);
+        first = NULL;
+        c->mo.params.n_threads = (int32_t)(cores / replicas > 0 ? cores / replicas : 1);
+    }
+    if (c->eo.tokenizer_threads == 0) c->eo.tokenizer_threads = is_cuda ? (int32_t)(cores > 3 ? cores - 2 : 1) : 1;
+    ms->n = n_gpus * replicas;
+    ms->m = calloc((size_t)ms->n, sizeof *ms->m);
+    ms->names = calloc((size_t)ms->n, sizeof *ms->names);
+    if (!ms->m || !ms->names) {
+        ember_model_free(first);
+        fprintf(stderr, "ember: error: out of memory\n");
+        return 0;
+    }
+    for (int32_t g = 0; g < n_gpus; g++)
+        for (int32_t r = 0; r < replicas; r++) {
+            const int32_t i = g * replicas + r;
+            model_opts one = c->mo;
+            if (c->all_gpus) one.params.device_index = g;
+            if (i == 0 && first) ms->m[0] = first;
+            else if (!(ms->m[i] = model_opts_load(&one))) return 0;
+            int n = is_cuda ? snprintf(ms->names[i], sizeof ms->names[0], "cuda:%d", one.params.device_index)
+                            : snprintf(ms->names[i], sizeof ms->names[0], "cpu");
+            if (replicas > 1) snprintf(ms->names[i] + n, sizeof ms->names[0] - (size_t)n, "[%d]", r);
+        }
+    return 1;
+}
+
+/* ---- what happened ------------------------------------------------------------------------------- */
+
+static void print_summary(const ember_embed_result *r, const ember_model_info *info, const model_set *ms) {
+    const ember_embed_totals *t = &r->totals;
+    const double dt = r->elapsed;
+    fprintf(stderr, "ember embed: %lld rows (%lld tokens) in %.2f s, %.1f rows/s, %d-dim, %s\n", (long long)t->rows,
+            (long long)t->tokens, dt, dt > 0 ? (double)r->rows / dt : 0.0, info->dim, info->device_name);
+    if (r->resumed_rows > 0)
+        fprintf(stderr, "ember embed: resumed after %lld rows in %d shards; this run embedded %lld rows\n",
+                (long long)r->resumed_rows, r->resumed_shards, (long long)r->rows);
+    fprintf(stderr, "ember embed: %.0f tokens/s, %.1f rows/s", dt > 0 ? (double)r->tokens / dt : 0.0,
+            dt > 0 ? (double)r->rows / dt : 0.0);
+    if (r->n_models > 0 && dt > 0) {
+        fputs("; device busy", stderr);
+        for (int32_t i = 0; i < r->n_models && i < 64; i++)
+            fprintf(stderr, "%s %s %.0f%%", i ? "," : "", ms->names[i], 100.0 * r->busy[i] / dt);
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) fprintf(stderr, "; peak memory %.0f MiB", ru.ru_maxrss / 1024.0);
+    fputc('\n', stderr);
+    if (t->empty) fprintf(stderr, "ember embed: %lld empty lines embedded as empty texts\n", (long long)t->empty);
+    if (t->truncated)
+        fprintf(stderr, "ember embed: %lld texts truncated to %d tokens (first: row %lld)\n", (long long)t->truncated,
+                info->max_length, (long long)t->first_truncated);
+    if (t->invalid_utf8)
+        fprintf(stderr, "ember embed: %lld texts had invalid UTF-8, replaced by U+FFFD (first: row %lld)\n",
+                (long long)t->invalid_utf8, (long long)t->first_invalid);
+}
+
+/* What a cancelled run left, and how to go on; the exit status. */
+static int report_interrupted(const embed_cli *c, const ember_embed_result *r, int argc, char **argv) {
+    const char *why = stop_signal == SIGTERM ? "SIGTERM" : "Ctrl-C";
+    const char *out = c->eo.output;
+    if (c->eo.shard_rows > 0) {
+        fprintf(stderr, "ember embed: interrupted (%s): %s holds %lld rows in %d complete shards, consistent\n", why,
+                out, (long long)r->committed_rows, r->committed_shards);
+        fprintf(stderr, "ember embed: resume with:\n");
+        print_resume_command(argc, argv);
+    } else if (!out || strcmp(out, "-") == 0) {
+        fprintf(stderr, "ember embed: interrupted (%s) after %lld rows written to stdout\n", why, (long long)r->rows);
+    } else {
+        fprintf(stderr,
+                "ember embed: interrupted (%s): %s was not written (nothing partial is left); for a run that can be "
+                "resumed, write shards: -o DIR --shard-rows N\n",
+                why, out);
+    }
+    return stop_signal == SIGTERM ? 143 : 130;
+}
+
+int cmd_embed(int argc, char **argv) {
+    embed_cli c;
+    int rc = embed_parse(argc, argv, &c);
+    if (rc) return rc < 0 ? 0 : rc;
+    /* From here on Ctrl-C / SIGTERM only set a flag the engine polls (no
+     * SA_RESTART, so that a write blocked on a full pipe returns); during
+     * the model loads that means a stop right after. */
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-
-    /* Models: one per GPU with cuda:all, times --replicas. */
-    int is_cuda = mo.params.device == EMBER_DEVICE_CUDA ||
-                  (mo.params.device == EMBER_DEVICE_AUTO && ember_cuda_device_count() > 0);
-    int32_t n_gpus = 1;
-    if (all_gpus) {
-        n_gpus = ember_cuda_device_count();
-        if (n_gpus <= 0) {
-            fprintf(stderr, "ember: error: --device cuda:all: no CUDA device%s\n",
-                    n_gpus < 0 ? " (ember was built without CUDA)" : " found");
-            return 1;
-        }
-    }
-    if (replicas == 0) replicas = is_cuda ? 2 : 1;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores < 1) cores = 1;
-    if (!is_cuda && replicas > 1 && mo.params.n_threads == 0)
-        mo.params.n_threads = (int32_t)(cores / replicas > 0 ? cores / replicas : 1);
-    if (tok_threads == 0) tok_threads = is_cuda ? (int32_t)(cores > 3 ? cores - 2 : 1) : 1;
-    const int32_t n_models = n_gpus * replicas;
-    ember_model **models = calloc((size_t)n_models, sizeof *models);
-    char(*devices)[32] = calloc((size_t)n_models, sizeof *devices);
-    if (!models || !devices) {
-        fprintf(stderr, "ember: error: out of memory\n");
-        return 1;
-    }
-    int rc = 1;
-    sink *out = NULL;
-    for (int32_t g = 0; g < n_gpus; g++)
-        for (int32_t r = 0; r < replicas; r++) {
-            model_opts one = mo;
-            if (all_gpus) one.params.device_index = g;
-            ember_model *m = model_opts_load(&one);
-            if (!m) goto done;
-            models[g * replicas + r] = m;
-            /* "cuda:0", or "cuda:0[1]" for the second model on it */
-            int n = is_cuda ? snprintf(devices[g * replicas + r], sizeof devices[0], "cuda:%d", one.params.device_index)
-                            : snprintf(devices[g * replicas + r], sizeof devices[0], "cpu");
-            if (replicas > 1) snprintf(devices[g * replicas + r] + n, sizeof devices[0] - (size_t)n, "[%d]", r);
-        }
-    ember_model_info info;
-    ember_model_get_info(models[0], &info);
-    /* the budget the library chose (4096 tokens on the CPU, 32768 on a GPU, at least one text) */
-    const int32_t token_budget = info.max_batch_tokens;
-
-    /* What the output depends on, for the manifest. */
-    ep.pooling = ep.pooling == EMBER_POOLING_DEFAULT ? info.pooling : ep.pooling;
-    ep.normalize = ep.normalize == EMBER_NORMALIZE_DEFAULT ? (info.normalize ? EMBER_NORMALIZE_ON : EMBER_NORMALIZE_OFF)
-                                                           : ep.normalize;
-    struct stat st;
-    char weights[4200];
-    snprintf(weights, sizeof weights, "%s/model.safetensors", mo.model_dir);
-    int have_input = strcmp(input, "-") != 0 && stat(input, &st) == 0;
-    sink_opts so;
-    memset(&so, 0, sizeof so);
-    so.path = output;
-    so.format = fmt;
-    so.shard_rows = shard_rows;
-    so.resume = resume;
-    so.id.input_path = input;
-    so.id.input_size = have_input ? (int64_t)st.st_size : -1;
-    so.id.input_mtime = have_input ? (int64_t)st.st_mtime : -1;
-    so.id.jsonl_field = jsonl_in ? field : NULL;
-    so.id.model_name = info.name;
-    so.id.model_dir = mo.model_dir;
-    so.id.dim = info.dim;
-    so.id.max_length = info.max_length;
-    so.id.weights_bytes = stat(weights, &st) == 0 ? (int64_t)st.st_size : -1;
-    so.id.pooling = ember_pooling_str(ep.pooling);
-    so.id.normalize = ep.normalize == EMBER_NORMALIZE_ON;
-    so.id.truncate = ep.truncate;
-    so.id.device = info.device == EMBER_DEVICE_CUDA ? "cuda" : "cpu";
-    so.id.dtype = ember_dtype_str(info.dtype);
-    so.id.window = window;
-    so.id.token_budget = token_budget;
-    so.id.batch_rows = batch_rows;
-    int complete = 0;
-    if (!sink_open(&out, &so, &complete)) goto done;
-    int64_t skip_rows = 0, skip_bytes = 0;
-    uint32_t skip_crc = 0;
-    int32_t skip_shards = 0;
-    sink_resume_point(out, &skip_rows, &skip_crc, &skip_bytes, &skip_shards);
-    pipeline_result res;
-    memset(&res, 0, sizeof res);
-    if (complete) {
-        if (!quiet) {
-            fprintf(stderr, "ember embed: %s is complete already (%d shards); nothing to do\n", output, skip_shards);
-            print_summary(sink_get_totals(out), &res, 0, 0, &info, 0, devices);
-        }
-        rc = 0;
-        goto done;
-    }
-
-    pipeline_opts po;
-    memset(&po, 0, sizeof po);
-    po.input = input;
-    po.jsonl = jsonl_in;
-    po.field = field;
-    po.models = models;
-    po.n_models = n_models;
-    po.encode = ep;
-    po.token_budget = token_budget;
-    po.max_batch_rows = batch_rows;
-    po.window = window;
-    po.align_rows = shard_rows;
-    po.tokenizer_threads = tok_threads;
-    po.skip_rows = skip_rows;
-    po.skip_crc = skip_crc;
-    po.skip_bytes = skip_bytes;
-    po.out = out;
-    po.stop = &stop_signal;
-    po.progress = progress == 0 ? 0 : isatty(2) ? 1 : progress == 1 ? 2 : 0;
-    int ok = pipeline_run(&po, &res);
-    if (ok) ok = sink_finish(out);
-    else sink_abort(out);
-
-    if (res.interrupted) {
-        const char *why = stop_signal == SIGTERM ? "SIGTERM" : "Ctrl-C";
-        int64_t done_rows;
-        int32_t done_shards;
-        sink_committed(out, &done_rows, &done_shards);
-        if (shard_rows > 0) {
-            fprintf(stderr, "ember embed: interrupted (%s): %s holds %lld rows in %d complete shards, consistent\n", why,
-                    output, (long long)done_rows, done_shards);
-            fprintf(stderr, "ember embed: resume with:\n");
-            print_resume_command(argc, argv);
-        } else if (to_stdout) {
-            fprintf(stderr, "ember embed: interrupted (%s) after %lld rows written to stdout\n", why,
-                    (long long)res.rows);
+    model_set ms;
+    rc = 1;
+    if (models_load(&c, &ms)) {
+        progress_line pl = {c.progress == 0 ? 0 : isatty(2) ? 1 : c.progress == 1 ? 2 : 0, 0, 0};
+        c.eo.progress = progress_draw;
+        c.eo.progress_user = &pl;
+        c.eo.log = log_note;
+        c.eo.log_user = &pl;
+        c.eo.cancel = stop_requested;
+        ember_embed_result res;
+        ember_status st = ember_embed_file(ms.m, ms.n, &c.eo, &res);
+        progress_clear(&pl);
+        ember_model_info info;
+        ember_model_get_info(ms.m[0], &info);
+        if (st == EMBER_ERR_CANCELLED) {
+            rc = report_interrupted(&c, &res, argc, argv);
+        } else if (st != EMBER_OK) {
+            rc = cli_fail();
         } else {
-            fprintf(stderr,
-                    "ember embed: interrupted (%s): %s was not written (nothing partial is left); for a run that can "
-                    "be resumed, write shards: -o DIR --shard-rows N\n",
-                    why, output);
+            if (res.already_complete && !c.quiet)
+                fprintf(stderr, "ember embed: %s is complete already (%d shards); nothing to do\n", c.eo.output,
+                        res.resumed_shards);
+            if (!c.quiet) print_summary(&res, &info, &ms);
+            rc = 0;
         }
-        rc = stop_signal == SIGTERM ? 143 : 130;
-        goto done;
     }
-    if (ok && !quiet) print_summary(sink_get_totals(out), &res, skip_rows, skip_shards, &info, n_models, devices);
-    rc = ok ? 0 : 1;
-done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    sink_free(out);
-    for (int32_t i = 0; i < n_models; i++) ember_model_free(models[i]);
-    free(models);
-    free(devices);
+    models_free(&ms);
     return rc;
 }

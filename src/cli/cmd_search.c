@@ -16,55 +16,13 @@ static const char *usage =
     "  -k, --top N              entries per query (default 3)\n"
     "      --json               one JSON line per query instead of text\n" MODEL_OPTIONS_HELP "  -h, --help\n";
 
-typedef struct {
-    char **s;
-    ptrdiff_t *len;
-    int32_t n, cap;
-} strings;
-
-static int strings_add(strings *v, const char *s, size_t len) {
-    if (v->n == v->cap) {
-        int32_t cap = v->cap ? v->cap * 2 : 64;
-        char **ns = realloc(v->s, (size_t)cap * sizeof *ns);
-        if (ns) v->s = ns;
-        ptrdiff_t *nl = realloc(v->len, (size_t)cap * sizeof *nl);
-        if (nl) v->len = nl;
-        if (!ns || !nl) return 0;
-        v->cap = cap;
-    }
-    v->s[v->n] = malloc(len + 1);
-    if (!v->s[v->n]) return 0;
-    memcpy(v->s[v->n], s, len);
-    v->s[v->n][len] = '\0';
-    v->len[v->n++] = (ptrdiff_t)len;
-    return 1;
-}
-
-static int strings_read(strings *v, const char *path) {
-    line_reader r;
-    if (!line_reader_open(&r, path)) return 0;
-    char *line;
-    ptrdiff_t len;
-    int ok = 1;
-    while (ok && (len = line_reader_next(&r, &line)) >= 0) ok = strings_add(v, line, (size_t)len);
-    if (len == -2) ok = 0;
-    line_reader_close(&r);
-    return ok;
-}
-
-static void strings_free(strings *v) {
-    for (int32_t i = 0; i < v->n; i++) free(v->s[i]);
-    free(v->s);
-    free(v->len);
-}
-
 int cmd_search(int argc, char **argv) {
     model_opts mo;
     model_opts_init(&mo);
     const char *corpus_path = NULL;
     int32_t k = 3;
     int json = 0;
-    strings queries = {0}, corpus = {0};
+    str_list queries = {0}, corpus = {0};
     static struct option opts[] = {{"corpus", required_argument, 0, 'c'}, {"query", required_argument, 0, 'q'},
                                    {"queries", required_argument, 0, 'Q'}, {"top", required_argument, 0, 'k'},
                                    {"json", no_argument, 0, 'j'},         {"help", no_argument, 0, 'h'},
@@ -74,10 +32,10 @@ int cmd_search(int argc, char **argv) {
         switch (c) {
         case 'c': corpus_path = optarg; break;
         case 'q':
-            if (!strings_add(&queries, optarg, strlen(optarg))) return 1;
+            if (str_list_add(&queries, optarg, strlen(optarg)) != EMBER_OK) return cli_fail();
             break;
         case 'Q':
-            if (!strings_read(&queries, optarg)) return 1;
+            if (str_list_read(&queries, optarg, 0) != EMBER_OK) return cli_fail();
             break;
         case 'k':
             if (!parse_int(optarg, "--top", 1, 1 << 20, &k)) return 2;
@@ -94,7 +52,7 @@ int cmd_search(int argc, char **argv) {
     if (optind < argc) die_usage("search", "unexpected argument '%s'", argv[optind]);
     if (!corpus_path) die_usage("search", "--corpus FILE is required");
     if (queries.n == 0) die_usage("search", "give at least one --query or --queries FILE");
-    if (!strings_read(&corpus, corpus_path)) return 1;
+    if (str_list_read(&corpus, corpus_path, 0) != EMBER_OK) return cli_fail();
     if (corpus.n == 0) {
         fprintf(stderr, "ember: error: %s: the corpus is empty\n", corpus_path);
         return 1;
@@ -153,8 +111,8 @@ done:
     free(qv);
     free(order);
     free(score);
-    strings_free(&queries);
-    strings_free(&corpus);
+    str_list_free(&queries);
+    str_list_free(&corpus);
     ember_model_free(m);
     return rc;
 }

@@ -1,10 +1,13 @@
-/* ember serve: the HTTP server (src/server), its options and its model. */
+/* ember serve: the library's HTTP server (ember_server_*), its options, its
+ * model, and the signals that stop it. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "server/server.h"
 
 static const char *usage =
     "usage: ember serve [options]\n"
@@ -51,20 +54,68 @@ static int parse_long(const char *s, const char *what, long lo, long hi, long *o
     return 1;
 }
 
-int cmd_serve(int argc, char **argv) {
-    /* before the model starts threads, so that every thread inherits it */
-    server_block_signals();
+/* Each connection is a descriptor: take what the hard limit allows. */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* SIGTERM and SIGINT are blocked in every thread (before the model starts
+ * threads of its own, so that all inherit it) and taken here with sigwait;
+ * a client that hangs up must not end the server. */
+static void block_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Wait up to `seconds` (< 0: for ever) for SIGTERM/SIGINT; the signal or 0. */
+static int wait_signal(double seconds) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    int sig = seconds < 0 ? sigwaitinfo(&set, NULL) : sigtimedwait(&set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+/* Serve until a signal; then finish what is in flight for up to `timeout`
+ * seconds (a second signal: at once) and stop. */
+static void serve_until_signal(ember_server *srv, int32_t timeout) {
+    int sig;
+    /* 0 is EINTR, which Linux returns after SIGSTOP and SIGCONT (a shell's
+     * ^Z and fg, a debugger attaching): not a request to stop */
+    while (!(sig = wait_signal(-1))) {
+    }
+    fprintf(stderr, "ember serve: %s: finishing %d requests in flight, accepting no more\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", ember_server_in_flight(srv));
+    ember_server_drain(srv);
+    double t0 = clock_now();
+    while (ember_server_in_flight(srv) > 0 && clock_now() - t0 < timeout) {
+        if (wait_signal(0.02)) {
+            fprintf(stderr, "ember serve: second signal: not waiting for the requests in flight\n");
+            break;
+        }
+    }
+    if (ember_server_in_flight(srv) > 0)
+        fprintf(stderr, "ember serve: giving up on %d requests in flight\n", ember_server_in_flight(srv));
+    ember_server_stop(srv);
+    fprintf(stderr, "ember serve: stopped\n");
+}
+
+/* Parse argv; 0 to go on, -1 after --help, else the exit status. */
+static int serve_parse(int argc, char **argv, model_opts *mo_out, ember_server_config *cfg_out,
+                       int32_t *shutdown_timeout) {
     model_opts mo;
     model_opts_init(&mo);
-    server_config cfg = {
-        .host = "127.0.0.1",
-        .port = 3000,
-        .max_concurrent_requests = 512,
-        .max_client_batch_size = 32,
-        .payload_limit = 2000000,
-        .idle_timeout = 60,
-        .shutdown_timeout = 60,
-    };
+    ember_server_config cfg = ember_server_default_config();
     long v;
     int32_t max_input_length = 0;
     static struct option opts[] = {{"host", required_argument, 0, 'H'},
@@ -116,9 +167,9 @@ int cmd_serve(int argc, char **argv) {
             if (!parse_int(optarg, "--idle-timeout", 0, 1 << 20, &cfg.idle_timeout)) return 2;
             break;
         case 's':
-            if (!parse_int(optarg, "--shutdown-timeout", 0, 1 << 20, &cfg.shutdown_timeout)) return 2;
+            if (!parse_int(optarg, "--shutdown-timeout", 0, 1 << 20, shutdown_timeout)) return 2;
             break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'h': fputs(usage, stdout); return -1;
         default:
             if (c == '?' || !model_opts_parse(&mo, c, optarg)) {
                 fputs(usage, stderr);
@@ -132,10 +183,18 @@ int cmd_serve(int argc, char **argv) {
             die_usage("serve", "--max-input-length and --max-length differ (they are the same option)");
         mo.params.max_length = max_input_length;
     }
-    if (!cfg.tokenization_workers) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg.tokenization_workers = n > 0 ? (int32_t)n : 1;
-    }
+    *mo_out = mo;
+    *cfg_out = cfg;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv) {
+    block_signals();
+    model_opts mo;
+    ember_server_config cfg;
+    int32_t shutdown_timeout = 60;
+    int rc = serve_parse(argc, argv, &mo, &cfg, &shutdown_timeout);
+    if (rc) return rc < 0 ? 0 : rc;
     ember_model *m = model_opts_load(&mo);
     if (!m) return 1;
     ember_model_info info;
@@ -147,11 +206,22 @@ int cmd_serve(int argc, char **argv) {
         ember_model_free(m);
         return 2;
     }
-    /* The batch budget is the model's workspace, so the library never
-     * splits a batch the server made. */
-    cfg.max_batch_tokens = info.max_batch_tokens;
-    if (!cfg.served_model_name) cfg.served_model_name = info.name;
-    int rc = server_run(m, &cfg);
+    raise_fd_limit();
+    ember_server *srv = NULL;
+    if (ember_server_start(m, &cfg, &srv) != EMBER_OK) {
+        fprintf(stderr, "ember serve: error: %s\n", ember_last_error());
+        ember_model_free(m);
+        return 1;
+    }
+    const int v6 = strchr(cfg.host, ':') != NULL;
+    long workers = cfg.tokenization_workers ? cfg.tokenization_workers : sysconf(_SC_NPROCESSORS_ONLN);
+    fprintf(stderr,
+            "ember serve: listening on http://%s%s%s:%d (model %s, %d-dim, %s; max_batch_tokens %d, "
+            "max_input_length %d, %ld tokenization workers)\n",
+            v6 ? "[" : "", cfg.host, v6 ? "]" : "", ember_server_port(srv),
+            cfg.served_model_name ? cfg.served_model_name : info.name, info.dim, info.device_name,
+            info.max_batch_tokens, info.max_length, workers);
+    serve_until_signal(srv, shutdown_timeout);
     ember_model_free(m);
-    return rc;
+    return 0;
 }

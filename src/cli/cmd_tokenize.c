@@ -89,17 +89,25 @@ int cmd_tokenize(int argc, char **argv) {
     int32_t cap = 0;
     int ok = 1;
     if (optind < argc) {
-        for (int i = optind; i < argc && ok; i++) ok = print_one(m, argv[i], strlen(argv[i]), pair, &tp, ids_only, &buf, &cap);
+        for (int i = optind; i < argc && ok; i++)
+            ok = print_one(m, argv[i], strlen(argv[i]), pair, &tp, ids_only, &buf, &cap);
     } else {
-        line_reader r;
-        if (!line_reader_open(&r, input ? input : "-")) ok = 0;
-        else {
-            char *line;
-            ptrdiff_t len;
-            while (ok && (len = line_reader_next(&r, &line)) >= 0)
-                ok = print_one(m, line, (size_t)len, pair, &tp, ids_only, &buf, &cap);
-            if (len == -2) ok = 0;
-            line_reader_close(&r);
+        line_reader *r;
+        if (line_reader_open(&r, input ? input : "-", NULL, NULL) != EMBER_OK) {
+            cli_fail();
+            ok = 0;
+        } else {
+            const char *line;
+            size_t len;
+            int got = 0;
+            while (ok && (got = line_reader_next(r, &line, &len)) > 0)
+                ok = print_one(m, line, len, pair, &tp, ids_only, &buf, &cap);
+            if (ok && got < 0) {
+                line_reader_status(r);
+                cli_fail();
+                ok = 0;
+            }
+            line_reader_close(r);
         }
     }
     free(buf);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 static _Thread_local char last_error[1024];
+static _Thread_local ember_status last_status;
 static ember_log_fn log_fn;
 static void *log_user;
 
@@ -13,8 +14,11 @@ ember_status ember_fail(ember_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    last_status = status;
     return status;
 }
+
+ember_status ember_error_status(void) { return last_status; }
 
 void ember_error_prefix(const char *fmt, ...) {
     char prefix[512], old[sizeof last_error];
@@ -26,7 +30,10 @@ void ember_error_prefix(const char *fmt, ...) {
     snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
 }
 
-void ember_clear_error(void) { last_error[0] = '\0'; }
+void ember_clear_error(void) {
+    last_error[0] = '\0';
+    last_status = EMBER_OK;
+}
 
 const char *ember_last_error(void) { return last_error; }
 
@@ -41,6 +48,7 @@ const char *ember_status_str(ember_status status) {
     case EMBER_ERR_OUT_OF_MEMORY: return "out of memory";
     case EMBER_ERR_BUFFER_TOO_SMALL: return "buffer too small";
     case EMBER_ERR_BACKEND: return "backend error";
+    case EMBER_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -16,6 +16,9 @@ ember_status ember_fail(ember_status status, const char *fmt, ...) EMBER_PRINTF(
 /* Prefix the current thread's message with "prefix: ". */
 void ember_error_prefix(const char *fmt, ...) EMBER_PRINTF(1, 2);
 void ember_clear_error(void);
+/* The status of the calling thread's last ember_fail (EMBER_OK if none):
+ * for a layer that passes on a failure recorded below it. */
+ember_status ember_error_status(void);
 
 void ember_log(ember_log_level level, const char *fmt, ...) EMBER_PRINTF(2, 3);
 

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "error.h"
 
@@ -89,4 +90,35 @@ int file_exists(const char *path) {
 int path_join(char *out, size_t cap, const char *dir, const char *name) {
     int n = snprintf(out, cap, "%s/%s", dir, name);
     return n >= 0 && (size_t)n < cap;
+}
+
+int file_sync_crc(const char *path, int64_t *bytes, uint32_t *crc) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int ok = fsync(fd) == 0;
+    uLong c = crc32(0L, Z_NULL, 0);
+    int64_t n = 0;
+    static _Thread_local unsigned char buf[1 << 16];
+    for (;;) {
+        ssize_t got = read(fd, buf, sizeof buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) ok = 0;
+        if (got <= 0) break;
+        c = crc32(c, buf, (uInt)got);
+        n += got;
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    *bytes = n;
+    *crc = (uint32_t)c;
+    return ok;
+}
+
+int dir_sync(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int ok = fsync(fd) == 0 || errno == EINVAL; /* some file systems cannot sync a directory */
+    close(fd);
+    return ok;
 }

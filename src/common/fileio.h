@@ -3,6 +3,7 @@
 #define EMBER_COMMON_FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ember.h"
 
@@ -18,6 +19,12 @@ ember_status file_map_open(const char *path, file_map *map);
 void file_map_close(file_map *map);
 
 int file_exists(const char *path);
+/* fsync a closed file and read it back: its size and crc32 as they are on
+ * disk; 0 (errno set) when it cannot be read or synced. */
+int file_sync_crc(const char *path, int64_t *bytes, uint32_t *crc);
+/* fsync a directory, so that a rename in it is durable; 0 on failure (file
+ * systems that cannot sync a directory count as success). */
+int dir_sync(const char *dir);
 /* snprintf into a fixed buffer; fails (returns 0) when it does not fit. */
 int path_join(char *out, size_t cap, const char *dir, const char *name);
 

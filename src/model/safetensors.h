@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/fileio.h"
+#include "common/half.h"
 #include "ember.h"
 
 typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL } st_dtype;
@@ -34,12 +35,5 @@ const char *st_dtype_name(st_dtype t);
 
 /* Convert a float tensor (F32, F16, BF16) to fp32. */
 ember_status st_tensor_to_f32(const st_tensor *t, float *out);
-
-float f16_to_f32(uint16_t h);
-float bf16_to_f32(uint16_t b);
-/* fp32 -> fp16 / bf16, round to nearest even; overflow gives infinity, NaN
- * stays NaN. */
-uint16_t f16_from_f32(float x);
-uint16_t bf16_from_f32(float x);
 
 #endif

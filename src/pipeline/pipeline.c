@@ -1,24 +1,22 @@
-/* The streaming engine of `ember embed` (see pipeline.h for the flow). One
- * mutex guards the hand-offs; the work units are large (a chunk of rows, a
- * batch of tokens, a window), so it is taken a few hundred times a second. */
+/* The streaming engine of ember_embed_file (see pipeline.h for the flow).
+ * One mutex guards the hand-offs; the work units are large (a chunk of rows,
+ * a batch of tokens, a window), so it is taken a few hundred times a second. */
 #include "pipeline.h"
 
-#include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <zlib.h>
 
-#include "cli/cli.h"
-#include "progress.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/jsonl.h"
+#include "common/vec.h"
 #include "sink.h"
 
-#define READ_BUF (1 << 16)
 
 typedef struct {
     int32_t first, n; /* window-local rows first .. first+n-1 */
@@ -58,17 +56,6 @@ typedef struct {
 } work_queue;
 
 typedef struct {
-    gzFile gz;
-    const char *name;
-    unsigned char *buf;
-    size_t len, pos;
-    int eof;
-    uint32_t crc; /* of the lines read, each as its bytes and "\n" */
-    int64_t bytes;
-    int64_t lines;
-} input;
-
-typedef struct {
     const pipeline_opts *o;
     int32_t D, max_length, window_rows, cap_chunks, rows_cap;
     pthread_mutex_t mu;
@@ -78,17 +65,25 @@ typedef struct {
     work_queue bq; /* batches to encode */
     int64_t n_windows;      /* opened by the reader */
     int64_t next_batch_seq; /* the next window to cut into batches */
-    int reader_done, reader_exited;
-    int reader_stopped; /* the reader ended at *o->stop, before the input's end */
+    int reader_done;
+    int reader_stopped; /* the reader ended at the caller's cancel, before the input's end */
+    int cancelled;      /* the run stopped at the caller's cancel */
     int64_t start_offset; /* the input's stored offset after the skipped rows (progress) */
-    int abort;
+    atomic_int abort; /* read without the lock by the line reader's cancel check */
     int has_err;
+    ember_status err_status;
     int64_t err_row;
     char err[2048];
     double busy[64];
     int64_t rows_encoded, tokens_encoded; /* by every device, for the progress line */
-    input in;
+    line_reader *in;
+    const char *in_name;
+    int sync_ready; /* the locks exist */
     pthread_t reader_tid;
+    int reader_started;
+    struct device_arg *dargs;
+    pthread_t *tok_tids, *dev_tids;
+    int32_t n_tok, started_tok, started_dev;
 } pipe_state;
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -116,83 +111,56 @@ static void wake_all(pipe_state *p) {
 
 /* Record a failure (the one of the earliest row wins) and stop everyone.
  * Called with the lock held. */
-static void fail_locked(pipe_state *p, int64_t row, const char *fmt, ...) {
+static void fail_locked(pipe_state *p, int64_t row, ember_status st, const char *fmt, ...) EMBER_PRINTF(4, 5);
+static void fail_locked(pipe_state *p, int64_t row, ember_status st, const char *fmt, ...) {
     if (!p->has_err || row < p->err_row) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(p->err, sizeof p->err, fmt, ap);
         va_end(ap);
         p->err_row = row;
+        p->err_status = st;
         p->has_err = 1;
     }
-    p->abort = 1;
+    atomic_store(&p->abort, 1);
     wake_all(p);
 }
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 1024;
-    while (c < need) c *= 2;
-    void *n = realloc(*buf, c * elem);
-    if (!n) return 0;
-    *buf = n;
-    *cap = c;
-    return 1;
+/* The caller asked to stop. */
+static int user_cancelled(const pipe_state *p) { return p->o->cancel && p->o->cancel(p->o->cancel_user); }
+
+/* The line reader's question while it waits for input: stop? */
+static int reader_should_stop(void *arg) {
+    const pipe_state *p = arg;
+    return atomic_load(&p->abort) || user_cancelled(p);
 }
 
 /* ---- the reader ------------------------------------------------------------------ */
 
-/* Append the next line (without "\n" or "\r\n") to *dst. 1: a line; 0: the
- * end; -1: a read error or an interruption (the caller tells which). */
-static int input_line(input *in, char **dst, size_t *dlen, size_t *dcap) {
-    size_t start = *dlen;
-    int any = 0;
-    for (;;) {
-        if (in->pos == in->len) {
-            if (in->eof) break;
-            int got = gzread(in->gz, in->buf, READ_BUF);
-            if (got < 0) return -1;
-            if (got == 0) {
-                int err;
-                gzerror(in->gz, &err);
-                /* zlib reports a gzip stream cut short only here */
-                if (err != Z_OK) return -1;
-                in->eof = 1;
-                break;
-            }
-            in->len = (size_t)got;
-            in->pos = 0;
-        }
-        any = 1;
-        unsigned char *s = in->buf + in->pos;
-        size_t avail = in->len - in->pos;
-        unsigned char *nl = memchr(s, '\n', avail);
-        size_t take = nl ? (size_t)(nl - s) : avail;
-        if (!grow((void **)dst, dcap, *dlen + take + 1, 1)) return -1;
-        memcpy(*dst + *dlen, s, take);
-        *dlen += take;
-        in->pos += take + (nl ? 1 : 0);
-        if (nl) break;
+/* Append the next line to *dst. 1: a line; 0: the end; -1: a read error
+ * (recorded) or a stop. */
+static int input_line(pipe_state *p, int64_t row, char **dst, size_t *dlen, size_t *dcap) {
+    const char *line;
+    size_t len;
+    int got = line_reader_next(p->in, &line, &len);
+    if (got < 0) {
+        ember_status st = line_reader_status(p->in);
+        pthread_mutex_lock(&p->mu);
+        if (st != EMBER_ERR_CANCELLED && !atomic_load(&p->abort)) /* else broken off on purpose */
+            fail_locked(p, row, st, "%s", ember_last_error());
+        pthread_mutex_unlock(&p->mu);
+        return -1;
     }
-    if (!any) return 0;
-    if (*dlen > start && (*dst)[*dlen - 1] == '\r') (*dlen)--;
-    in->crc = (uint32_t)crc32(in->crc, (const Bytef *)*dst + start, (uInt)(*dlen - start));
-    in->crc = (uint32_t)crc32(in->crc, (const Bytef *)"\n", 1);
-    in->bytes += (int64_t)(*dlen - start) + 1;
-    in->lines++;
+    if (got == 0) return 0;
+    if (!vec_grow((void **)dst, dcap, *dlen + len + 1, 1)) {
+        pthread_mutex_lock(&p->mu);
+        fail_locked(p, row, EMBER_ERR_OUT_OF_MEMORY, "%s:%lld: out of memory", p->in_name, (long long)row + 1);
+        pthread_mutex_unlock(&p->mu);
+        return -1;
+    }
+    memcpy(*dst + *dlen, line, len);
+    *dlen += len;
     return 1;
-}
-
-static void reader_error(pipe_state *p, int64_t row) {
-    if (*p->o->stop) return; /* interrupted, not broken */
-    int err = Z_OK;
-    const char *msg = gzerror(p->in.gz, &err);
-    if (err == Z_ERRNO) msg = strerror(errno);
-    pthread_mutex_lock(&p->mu);
-    if (!p->abort) /* else the read was broken off on purpose */
-        fail_locked(p, row, "%s: read error at line %lld: %s", p->in.name, (long long)row + 1,
-                    err == Z_BUF_ERROR ? "the gzip stream ends early (a truncated file?)" : msg);
-    pthread_mutex_unlock(&p->mu);
 }
 
 /* Skip the rows an earlier run embedded, checking they are the same lines. */
@@ -203,30 +171,29 @@ static int reader_skip(pipe_state *p) {
     int ok = 1;
     for (int64_t r = 0; r < o->skip_rows; r++) {
         size_t len = 0;
-        int got = input_line(&p->in, &scratch, &len, &cap);
-        if (got < 0) {
-            reader_error(p, r);
+        int got = input_line(p, r, &scratch, &len, &cap);
+        if (got < 0 || user_cancelled(p)) {
             ok = 0;
             break;
         }
-        if (got == 0 || *o->stop) {
-            if (got == 0) {
-                pthread_mutex_lock(&p->mu);
-                fail_locked(p, -1, "%s has %lld lines, but the run being resumed has %lld rows already", p->in.name,
-                            (long long)r, (long long)o->skip_rows);
-                pthread_mutex_unlock(&p->mu);
-            }
+        if (got == 0) {
+            pthread_mutex_lock(&p->mu);
+            fail_locked(p, -1, EMBER_ERR_INVALID_ARGUMENT,
+                        "%s has %lld lines, but the run being resumed has %lld rows already", p->in_name, (long long)r,
+                        (long long)o->skip_rows);
+            pthread_mutex_unlock(&p->mu);
             ok = 0;
             break;
         }
     }
     free(scratch);
-    if (ok && (p->in.crc != o->skip_crc || p->in.bytes != o->skip_bytes)) {
+    const line_reader_pos pos = line_reader_position(p->in);
+    if (ok && (pos.crc != o->skip_crc || pos.bytes != o->skip_bytes)) {
         pthread_mutex_lock(&p->mu);
-        fail_locked(p, -1,
+        fail_locked(p, -1, EMBER_ERR_INVALID_ARGUMENT,
                     "%s is not the input of the run being resumed: its first %lld lines are %lld bytes with crc32 "
                     "%08x, the run read %lld bytes with crc32 %08x",
-                    p->in.name, (long long)o->skip_rows, (long long)p->in.bytes, (unsigned)p->in.crc,
+                    p->in_name, (long long)o->skip_rows, (long long)pos.bytes, (unsigned)pos.crc,
                     (long long)o->skip_bytes, (unsigned)o->skip_crc);
         pthread_mutex_unlock(&p->mu);
         ok = 0;
@@ -236,84 +203,88 @@ static int reader_skip(pipe_state *p) {
 
 static void batch_ready_locked(pipe_state *p);
 
-static void *reader_main(void *arg) {
-    pipe_state *p = arg;
-    const pipeline_opts *o = p->o;
-    /* the writer interrupts a blocked read with SIGUSR1 (see pipeline_run) */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-
-    int64_t row = o->skip_rows;
-    int end = o->skip_rows > 0 && !reader_skip(p);
+/* The next free window slot, taken; NULL when the run is aborting. */
+static window *window_take(pipe_state *p, int64_t first_row) {
     pthread_mutex_lock(&p->mu);
-    p->start_offset = gzoffset(p->in.gz);
-    pthread_mutex_unlock(&p->mu);
-    while (!end) {
-        pthread_mutex_lock(&p->mu);
-        window *w = NULL;
-        while (!p->abort) {
-            for (int i = 0; i < PIPE_SLOTS && !w; i++)
-                if (!p->slots[i].busy) w = &p->slots[i];
-            if (w) break;
-            pthread_cond_wait(&p->cv_reader, &p->mu);
-        }
-        if (p->abort) {
-            pthread_mutex_unlock(&p->mu);
-            break;
-        }
-        int32_t slot = (int32_t)(w - p->slots);
+    window *w = NULL;
+    while (!atomic_load(&p->abort)) {
+        for (int i = 0; i < PIPE_SLOTS && !w; i++)
+            if (!p->slots[i].busy) w = &p->slots[i];
+        if (w) break;
+        pthread_cond_wait(&p->cv_reader, &p->mu);
+    }
+    if (w) {
         w->busy = 1;
         w->seq = p->n_windows++;
-        w->first_row = row;
+        w->first_row = first_row;
         w->n_rows = w->n_chunks = w->chunks_done = w->rows_encoded = 0;
         w->read_done = 0;
         w->text_bytes = 0;
-        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return w;
+}
 
-        int32_t rows = 0, limit = p->window_rows;
-        if (o->align_rows > 0 && o->align_rows - row % o->align_rows < limit)
-            limit = (int32_t)(o->align_rows - row % o->align_rows);
-        while (!end && rows < limit && w->text_bytes < PIPE_WINDOW_BYTES) {
-            chunk *c = &w->chunks[w->n_chunks];
-            c->first = rows;
-            c->n = 0;
-            c->text_len = 0;
-            c->text_off[0] = 0;
-            while (c->n < PIPE_CHUNK_ROWS && rows + c->n < limit &&
-                   w->text_bytes + c->text_len < PIPE_WINDOW_BYTES) {
-                if (*o->stop) {
-                    end = 1;
-                    break;
-                }
-                int got = input_line(&p->in, &c->text, &c->text_len, &c->text_cap);
-                if (got <= 0) {
-                    if (got < 0) reader_error(p, row + c->n);
-                    end = 1;
-                    break;
-                }
-                row_info *ri = &w->info[rows + c->n];
-                ri->in_crc = p->in.crc;
-                ri->in_bytes = p->in.bytes;
-                c->n++;
-                c->text_off[c->n] = c->text_len;
+/* Fill window w with lines from *row on, chunk by chunk, each handed to the
+ * tokenizers as soon as it is read; returns 1 when the input is over (or
+ * the run stops), and the rows read in *n_rows. */
+static int window_read(pipe_state *p, window *w, int64_t *row, int32_t *n_rows) {
+    const pipeline_opts *o = p->o;
+    const int32_t slot = (int32_t)(w - p->slots);
+    int32_t rows = 0, limit = p->window_rows;
+    if (o->align_rows > 0 && o->align_rows - *row % o->align_rows < limit)
+        limit = (int32_t)(o->align_rows - *row % o->align_rows);
+    int end = 0;
+    while (!end && rows < limit && w->text_bytes < PIPE_WINDOW_BYTES) {
+        chunk *c = &w->chunks[w->n_chunks];
+        c->first = rows;
+        c->n = 0;
+        c->text_len = 0;
+        c->text_off[0] = 0;
+        while (c->n < PIPE_CHUNK_ROWS && rows + c->n < limit && w->text_bytes + c->text_len < PIPE_WINDOW_BYTES) {
+            if (user_cancelled(p) || input_line(p, *row + c->n, &c->text, &c->text_len, &c->text_cap) <= 0) {
+                end = 1;
+                break;
             }
-            w->text_bytes += c->text_len;
-            rows += c->n;
-            row += c->n;
-            if (c->n > 0) {
-                pthread_mutex_lock(&p->mu);
-                w->n_rows = rows;
-                w->n_chunks++;
-                q_push(&p->tq, slot, w->n_chunks - 1);
-                pthread_cond_signal(&p->cv_tok);
-                pthread_mutex_unlock(&p->mu);
-            }
+            const line_reader_pos pos = line_reader_position(p->in);
+            row_info *ri = &w->info[rows + c->n];
+            ri->in_crc = pos.crc;
+            ri->in_bytes = pos.bytes;
+            c->n++;
+            c->text_off[c->n] = c->text_len;
         }
+        w->text_bytes += c->text_len;
+        rows += c->n;
+        *row += c->n;
+        if (c->n > 0) {
+            pthread_mutex_lock(&p->mu);
+            w->n_rows = rows;
+            w->n_chunks++;
+            q_push(&p->tq, slot, w->n_chunks - 1);
+            pthread_cond_signal(&p->cv_tok);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+    *n_rows = rows;
+    return end;
+}
+
+static void *reader_main(void *arg) {
+    pipe_state *p = arg;
+    const pipeline_opts *o = p->o;
+    int64_t row = o->skip_rows;
+    int end = o->skip_rows > 0 && !reader_skip(p);
+    pthread_mutex_lock(&p->mu);
+    p->start_offset = line_reader_position(p->in).offset;
+    pthread_mutex_unlock(&p->mu);
+    while (!end) {
+        window *w = window_take(p, row);
+        if (!w) break;
+        int32_t rows;
+        end = window_read(p, w, &row, &rows);
         pthread_mutex_lock(&p->mu);
         w->read_done = 1;
-        w->in_offset = gzoffset(p->in.gz);
+        w->in_offset = line_reader_position(p->in).offset;
         if (rows == 0) { /* the input ended just as the window opened */
             w->busy = 0;
             p->n_windows--;
@@ -324,9 +295,8 @@ static void *reader_main(void *arg) {
     }
     pthread_mutex_lock(&p->mu);
     /* rows were left unread: the run must not pass for complete */
-    if (*o->stop && !p->in.eof) p->reader_stopped = 1;
+    if (user_cancelled(p) && !line_reader_position(p->in).eof) p->reader_stopped = 1;
     p->reader_done = 1;
-    p->reader_exited = 1;
     wake_all(p);
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -349,7 +319,7 @@ static void batch_ready_locked(pipe_state *p) {
         int32_t slot = -1;
         for (int i = 0; i < PIPE_SLOTS; i++)
             if (p->slots[i].busy && p->slots[i].seq == p->next_batch_seq) w = &p->slots[i], slot = i;
-        if (!w || !w->read_done || w->chunks_done < w->n_chunks || p->abort) return;
+        if (!w || !w->read_done || w->chunks_done < w->n_chunks || atomic_load(&p->abort)) return;
         for (int32_t r = 0; r < w->n_rows; r++) w->keys[r] = (int64_t)w->info[r].n_tokens << 32 | r;
         qsort(w->keys, (size_t)w->n_rows, sizeof *w->keys, key_cmp);
         for (int32_t r = 0; r < w->n_rows; r++) w->order[r] = (int32_t)(w->keys[r] & 0xffffffff);
@@ -373,37 +343,6 @@ static void batch_ready_locked(pipe_state *p) {
 
 /* ---- tokenizer threads ------------------------------------------------------------ */
 
-/* The text of a JSON line's field, or NULL with *msg set. */
-static char *json_text(const char *line, size_t len, const char *field, size_t *out_len, char *msg, size_t cap) {
-    json_error_t err;
-    json_t *root = json_loadb(line, len, 0, &err);
-    if (!root) {
-        snprintf(msg, cap, "malformed JSON at column %d: %s", err.column, err.text);
-        return NULL;
-    }
-    json_t *v = json_is_object(root) ? json_object_get(root, field) : NULL;
-    char *s = NULL;
-    if (!json_is_string(v)) {
-        snprintf(msg, cap, "%s (the text is read from the field '%s'; set it with --field)",
-                 !json_is_object(root) ? "not a JSON object"
-                 : v                   ? "the text field is not a string"
-                                       : "the text field is missing",
-                 field);
-    } else {
-        size_t n = json_string_length(v);
-        s = malloc(n + 1);
-        if (s) {
-            memcpy(s, json_string_value(v), n);
-            s[n] = '\0';
-            *out_len = n;
-        } else {
-            snprintf(msg, cap, "out of memory");
-        }
-    }
-    json_decref(root);
-    return s;
-}
-
 /* Tokenize one chunk into its id arena and its rows' row_info; 0 on a
  * failure (recorded). */
 static int tokenize_chunk(pipe_state *p, window *w, chunk *c, ember_token **tok, int32_t *tok_cap) {
@@ -411,15 +350,14 @@ static int tokenize_chunk(pipe_state *p, window *w, chunk *c, ember_token **tok,
     ember_tokenize_params tp = ember_tokenize_default_params();
     tp.truncate_left = o->encode.truncate_left;
     c->ids_len = 0;
-    char msg[1024];
     for (int32_t k = 0; k < c->n; k++) {
         int64_t row = w->first_row + c->first + k;
         const char *text = c->text + c->text_off[k];
         size_t len = c->text_off[k + 1] - c->text_off[k];
         char *owned = NULL;
-        if (o->jsonl && !(text = owned = json_text(text, len, o->field, &len, msg, sizeof msg))) {
+        if (o->jsonl_field && !(text = owned = jsonl_field(text, len, o->jsonl_field, &len))) {
             pthread_mutex_lock(&p->mu);
-            fail_locked(p, row, "%s:%lld: %s", p->in.name, (long long)row + 1, msg);
+            fail_locked(p, row, EMBER_ERR_FORMAT, "%s:%lld: %s", p->in_name, (long long)row + 1, ember_last_error());
             pthread_mutex_unlock(&p->mu);
             return 0;
         }
@@ -437,18 +375,19 @@ static int tokenize_chunk(pipe_state *p, window *w, chunk *c, ember_token **tok,
         if (st != EMBER_OK || (!o->encode.truncate && ts.truncated)) {
             pthread_mutex_lock(&p->mu);
             if (st != EMBER_OK)
-                fail_locked(p, row, "%s:%lld: cannot tokenize: %s", p->in.name, (long long)row + 1, ember_last_error());
+                fail_locked(p, row, st, "%s:%lld: cannot tokenize: %s", p->in_name, (long long)row + 1,
+                            ember_last_error());
             else
-                fail_locked(p, row,
+                fail_locked(p, row, EMBER_ERR_INVALID_ARGUMENT,
                             "%s:%lld: the text is %d tokens long, over the model's maximum of %d (--no-truncate is "
                             "set; without it the text is cut and counted)",
-                            p->in.name, (long long)row + 1, ts.n_tokens_untruncated, p->max_length);
+                            p->in_name, (long long)row + 1, ts.n_tokens_untruncated, p->max_length);
             pthread_mutex_unlock(&p->mu);
             return 0;
         }
-        if (!grow((void **)&c->ids, &c->ids_cap, c->ids_len + (size_t)n, sizeof *c->ids)) {
+        if (!vec_grow((void **)&c->ids, &c->ids_cap, c->ids_len + (size_t)n, sizeof *c->ids)) {
             pthread_mutex_lock(&p->mu);
-            fail_locked(p, row, "%s:%lld: out of memory", p->in.name, (long long)row + 1);
+            fail_locked(p, row, EMBER_ERR_OUT_OF_MEMORY, "%s:%lld: out of memory", p->in_name, (long long)row + 1);
             pthread_mutex_unlock(&p->mu);
             return 0;
         }
@@ -470,10 +409,10 @@ static void *tokenizer_main(void *arg) {
     int32_t tok_cap = p->max_length + 2;
     ember_token *tok = malloc((size_t)tok_cap * sizeof *tok);
     pthread_mutex_lock(&p->mu);
-    if (!tok) fail_locked(p, -1, "out of memory");
+    if (!tok) fail_locked(p, -1, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     for (;;) {
-        while (!p->abort && p->tq.len == 0 && !p->reader_done) pthread_cond_wait(&p->cv_tok, &p->mu);
-        if (p->abort || p->tq.len == 0) break;
+        while (!atomic_load(&p->abort) && p->tq.len == 0 && !p->reader_done) pthread_cond_wait(&p->cv_tok, &p->mu);
+        if (atomic_load(&p->abort) || p->tq.len == 0) break;
         work wk = q_pop(&p->tq);
         pthread_mutex_unlock(&p->mu);
         window *w = &p->slots[wk.slot];
@@ -490,7 +429,7 @@ static void *tokenizer_main(void *arg) {
 
 /* ---- device threads ------------------------------------------------------------------ */
 
-typedef struct {
+typedef struct device_arg {
     pipe_state *p;
     int32_t index;
 } device_arg;
@@ -505,11 +444,12 @@ static void *device_main(void *arg) {
     float *pooled = malloc((size_t)p->rows_cap * (size_t)D * sizeof *pooled);
     double busy = 0;
     pthread_mutex_lock(&p->mu);
-    if (!seqs || !pooled) fail_locked(p, -1, "out of memory for a batch of %d rows", p->rows_cap);
+    if (!seqs || !pooled)
+        fail_locked(p, -1, EMBER_ERR_OUT_OF_MEMORY, "out of memory for a batch of %d rows", p->rows_cap);
     for (;;) {
-        while (!p->abort && p->bq.len == 0 && !(p->reader_done && p->next_batch_seq == p->n_windows))
+        while (!atomic_load(&p->abort) && p->bq.len == 0 && !(p->reader_done && p->next_batch_seq == p->n_windows))
             pthread_cond_wait(&p->cv_dev, &p->mu);
-        if (p->abort || p->bq.len == 0) break;
+        if (atomic_load(&p->abort) || p->bq.len == 0) break;
         work wk = q_pop(&p->bq);
         pthread_mutex_unlock(&p->mu);
         window *w = &p->slots[wk.slot];
@@ -522,17 +462,17 @@ static void *device_main(void *arg) {
             seqs[i] = (ember_sequence){c->ids + c->id_off[k], NULL, (int32_t)(c->id_off[k + 1] - c->id_off[k])};
             T += seqs[i].n;
         }
-        double t0 = now_seconds();
+        double t0 = clock_now();
         ember_status st = ember_encode_sequences(m, seqs, n, &o->encode, pooled, NULL);
-        busy += now_seconds() - t0;
+        busy += clock_now() - t0;
         if (st == EMBER_OK)
             for (int32_t i = 0; i < n; i++)
                 memcpy(w->out + (size_t)rows[i] * D, pooled + (size_t)i * D, (size_t)D * sizeof *pooled);
         pthread_mutex_lock(&p->mu);
         if (st != EMBER_OK) {
             int64_t first = w->first_row + rows[0];
-            fail_locked(p, first, "%s: encoding a batch of %d texts (line %lld among them) failed: %s", p->in.name, n,
-                        (long long)first + 1, ember_last_error());
+            fail_locked(p, first, st, "%s: encoding a batch of %d texts (line %lld among them) failed: %s", p->in_name,
+                        n, (long long)first + 1, ember_last_error());
             break;
         }
         w->rows_encoded += n;
@@ -588,8 +528,6 @@ static int slots_alloc(pipe_state *p) {
     return 1;
 }
 
-static void on_sigusr1(int sig) { (void)sig; }
-
 /* Ready to write: the window numbered seq, complete. Lock held. */
 static window *window_done_locked(pipe_state *p, int64_t seq) {
     for (int i = 0; i < PIPE_SLOTS; i++) {
@@ -603,19 +541,10 @@ static window *window_done_locked(pipe_state *p, int64_t seq) {
     return NULL;
 }
 
-static int64_t input_size(const char *path) {
-    struct stat st;
-    int r = strcmp(path, "-") == 0 ? fstat(0, &st) : stat(path, &st);
-    return r == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
-}
+/* ---- set-up and tear-down ------------------------------------------------------------ */
 
-int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
-    memset(res, 0, sizeof *res);
-    pipe_state *p = calloc(1, sizeof *p);
-    if (!p) {
-        fprintf(stderr, "ember: error: out of memory\n");
-        return 0;
-    }
+/* Sizes, queues, window slots, the input, the locks. */
+static ember_status pipe_setup(pipe_state *p, const pipeline_opts *o) {
     p->o = o;
     ember_model_info info;
     ember_model_get_info(o->models[0], &info);
@@ -631,124 +560,150 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
     p->bq.cap = PIPE_SLOTS * o->window;
     p->tq.q = malloc((size_t)p->tq.cap * sizeof *p->tq.q);
     p->bq.q = malloc((size_t)p->bq.cap * sizeof *p->bq.q);
-    p->in.buf = malloc(READ_BUF);
-    int ok = p->tq.q && p->bq.q && p->in.buf && slots_alloc(p);
-    if (!ok) {
-        fprintf(stderr, "ember: error: out of memory for the pipeline (--window %d)\n", o->window);
-        goto out_free;
-    }
-    /* the input */
-    if (strcmp(o->input, "-") == 0) {
-        p->in.name = "<stdin>";
-        p->in.gz = gzdopen(0, "rb");
-    } else {
-        p->in.name = o->input;
-        FILE *probe = fopen(o->input, "rb");
-        if (!probe) {
-            fprintf(stderr, "ember: error: %s: cannot open: %s\n", o->input, strerror(errno));
-            ok = 0;
-            goto out_free;
-        }
-        fclose(probe);
-        p->in.gz = gzopen(o->input, "rb");
-    }
-    if (!p->in.gz) {
-        fprintf(stderr, "ember: error: %s: cannot open\n", p->in.name);
-        ok = 0;
-        goto out_free;
-    }
-    gzbuffer(p->in.gz, 1 << 17);
-    p->in.crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    if (!p->tq.q || !p->bq.q || !slots_alloc(p))
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for the pipeline (--window %d)", o->window);
+    ember_status st = line_reader_open(&p->in, o->input, reader_should_stop, p);
+    if (st) return st;
+    p->in_name = line_reader_name(p->in);
+    if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv_reader, NULL) ||
+        pthread_cond_init(&p->cv_tok, NULL) || pthread_cond_init(&p->cv_dev, NULL) || clock_cond_init(&p->cv_writer))
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "cannot create the pipeline's locks");
+    p->sync_ready = 1;
+    return EMBER_OK;
+}
 
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv_reader, NULL);
-    pthread_cond_init(&p->cv_tok, NULL);
-    pthread_cond_init(&p->cv_dev, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv_writer, &ca);
-    pthread_condattr_destroy(&ca);
+static void pipe_free(pipe_state *p) {
+    if (p->sync_ready) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv_reader);
+        pthread_cond_destroy(&p->cv_tok);
+        pthread_cond_destroy(&p->cv_dev);
+        pthread_cond_destroy(&p->cv_writer);
+    }
+    line_reader_close(p->in);
+    slots_free(p);
+    free(p->tq.q);
+    free(p->bq.q);
+    free(p->tok_tids);
+    free(p->dev_tids);
+    free(p->dargs);
+    free(p);
+}
 
-    /* Signals: SIGINT / SIGTERM reach this (the writer's) thread only, which
-     * polls o->stop; SIGUSR1, without SA_RESTART, is how it breaks a read the
-     * reader is blocked in (stdin from a terminal or a stalled pipe). */
-    struct sigaction sa, old_usr1;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigusr1;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, &old_usr1);
+/* The reader, the tokenizers and one thread per model, with SIGINT and
+ * SIGTERM blocked so that they reach the caller's threads only. */
+static void threads_start(pipe_state *p) {
+    const pipeline_opts *o = p->o;
     sigset_t block, old_mask;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &block, &old_mask);
-
-    const int32_t n_tok = o->tokenizer_threads > 0 ? o->tokenizer_threads : 1;
-    pthread_t *tok_tids = calloc((size_t)n_tok, sizeof *tok_tids);
-    pthread_t *dev_tids = calloc((size_t)o->n_models, sizeof *dev_tids);
-    device_arg *dargs = calloc((size_t)o->n_models, sizeof *dargs);
-    int32_t started_tok = 0, started_dev = 0;
-    int reader_started = 0;
-    if (tok_tids && dev_tids && dargs) {
-        reader_started = pthread_create(&p->reader_tid, NULL, reader_main, p) == 0;
-        for (; reader_started && started_tok < n_tok; started_tok++)
-            if (pthread_create(&tok_tids[started_tok], NULL, tokenizer_main, p) != 0) break;
-        for (; reader_started && started_dev < o->n_models; started_dev++) {
-            dargs[started_dev] = (device_arg){p, started_dev};
-            if (pthread_create(&dev_tids[started_dev], NULL, device_main, &dargs[started_dev]) != 0) break;
+    p->n_tok = o->tokenizer_threads > 0 ? o->tokenizer_threads : 1;
+    p->tok_tids = calloc((size_t)p->n_tok, sizeof *p->tok_tids);
+    p->dev_tids = calloc((size_t)o->n_models, sizeof *p->dev_tids);
+    p->dargs = calloc((size_t)o->n_models, sizeof *p->dargs);
+    if (p->tok_tids && p->dev_tids && p->dargs) {
+        p->reader_started = pthread_create(&p->reader_tid, NULL, reader_main, p) == 0;
+        for (; p->reader_started && p->started_tok < p->n_tok; p->started_tok++)
+            if (pthread_create(&p->tok_tids[p->started_tok], NULL, tokenizer_main, p) != 0) break;
+        for (; p->reader_started && p->started_dev < o->n_models; p->started_dev++) {
+            p->dargs[p->started_dev] = (device_arg){p, p->started_dev};
+            if (pthread_create(&p->dev_tids[p->started_dev], NULL, device_main, &p->dargs[p->started_dev]) != 0)
+                break;
         }
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     pthread_mutex_lock(&p->mu);
-    if (!reader_started || started_tok < n_tok || started_dev < o->n_models)
-        fail_locked(p, -1, "cannot start the pipeline's threads");
+    if (!p->reader_started || p->started_tok < p->n_tok || p->started_dev < o->n_models)
+        fail_locked(p, -1, EMBER_ERR_OUT_OF_MEMORY, "cannot start the pipeline's threads");
     pthread_mutex_unlock(&p->mu);
+}
 
-    /* The writer: windows in order, rows in order. */
-    progress prog;
-    int64_t rows_before = o->skip_rows;
-    progress_init(&prog, o->progress, input_size(o->input), rows_before);
-    double t0 = now_seconds();
-    int64_t next = 0, rows = 0, tokens = 0, bytes_at = -1;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        window *w = NULL;
-        int finished = 0;
-        while (!p->abort) {
-            if ((w = window_done_locked(p, next))) break;
-            if (p->reader_done && next == p->n_windows) {
-                /* the writer may not have seen the stop (windows were ready
-                 * every time it looked), but the reader did */
-                if (p->reader_stopped) res->interrupted = 1;
-                finished = 1;
-                break;
-            }
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += 100 * 1000 * 1000;
-            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-            pthread_cond_timedwait(&p->cv_writer, &p->mu, &ts);
-            if (*o->stop && !p->abort) {
-                res->interrupted = 1;
-                p->abort = 1;
-                wake_all(p);
-            }
-            if (!p->abort) {
-                int64_t er = p->rows_encoded, et = p->tokens_encoded;
-                pthread_mutex_unlock(&p->mu);
-                progress_update(&prog, er, et, bytes_at, 0);
-                pthread_mutex_lock(&p->mu);
-            }
+/* Every thread stops on its own once the run is over or aborted (the reader
+ * asks reader_should_stop while it waits for input). */
+static void threads_join(pipe_state *p) {
+    if (p->reader_started) pthread_join(p->reader_tid, NULL);
+    for (int32_t i = 0; i < p->started_tok; i++) pthread_join(p->tok_tids[i], NULL);
+    for (int32_t i = 0; i < p->started_dev; i++) pthread_join(p->dev_tids[i], NULL);
+}
+
+/* ---- the writer (the calling thread) -------------------------------------------------- */
+
+typedef struct {
+    ember_embed_progress now;
+    double t0, last;
+} progress_clock;
+
+static void progress_report(const pipe_state *p, progress_clock *pc, int64_t rows, int64_t tokens, int64_t bytes,
+                            int done) {
+    const pipeline_opts *o = p->o;
+    if (!o->progress) return;
+    const double t = clock_now(), every = o->progress_interval > 0 ? o->progress_interval : 0.25;
+    if (!done && t - pc->last < every) return;
+    pc->last = t;
+    pc->now.rows = rows;
+    pc->now.tokens = tokens;
+    pc->now.input_bytes = bytes;
+    pc->now.elapsed = t - pc->t0;
+    pc->now.done = done;
+    o->progress(&pc->now, o->progress_user);
+}
+
+/* The next window in input order once it is encoded; NULL when the stream is
+ * over or aborted. Reports progress while it waits, and turns the caller's
+ * cancel into an abort. */
+static window *next_window(pipe_state *p, int64_t next, progress_clock *pc, int64_t bytes_at) {
+    pthread_mutex_lock(&p->mu);
+    window *w = NULL;
+    while (!atomic_load(&p->abort)) {
+        if ((w = window_done_locked(p, next))) break;
+        if (p->reader_done && next == p->n_windows) {
+            /* the writer may not have seen the stop (windows were ready
+             * every time it looked), but the reader did */
+            if (p->reader_stopped) p->cancelled = 1;
+            break;
         }
-        pthread_mutex_unlock(&p->mu);
-        if (!w || finished) break;
-        if (!sink_write(o->out, w->out, w->info, w->n_rows)) {
-            /* a write the stop signal broke off (EINTR on a pipe) */
-            if (*o->stop) res->interrupted = 1;
+        struct timespec ts = clock_deadline(0.1);
+        pthread_cond_timedwait(&p->cv_writer, &p->mu, &ts);
+        if (!atomic_load(&p->abort) && user_cancelled(p)) {
+            p->cancelled = 1;
+            atomic_store(&p->abort, 1);
+            wake_all(p);
+        }
+        if (!atomic_load(&p->abort)) {
+            int64_t er = p->rows_encoded, et = p->tokens_encoded;
+            pthread_mutex_unlock(&p->mu);
+            progress_report(p, pc, er, et, bytes_at, 0);
             pthread_mutex_lock(&p->mu);
-            fail_locked(p, -1, "%s", ""); /* the sink printed why */
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return w;
+}
+
+/* Windows in order, rows in order, into the sink. */
+static void write_windows(pipe_state *p, pipeline_result *res) {
+    const pipeline_opts *o = p->o;
+    progress_clock pc;
+    memset(&pc, 0, sizeof pc);
+    pc.t0 = pc.last = clock_now();
+    pc.now.rows_before = o->skip_rows;
+    pc.now.input_size = line_reader_size(p->in);
+    pc.now.input_start = -1;
+    int64_t next = 0, rows = 0, tokens = 0, bytes_at = -1;
+    window *w;
+    while ((w = next_window(p, next, &pc, bytes_at))) {
+        if (!sink_write(o->out, w->out, w->info, w->n_rows)) {
+            pthread_mutex_lock(&p->mu);
+            /* a write that a stop signal broke off (EINTR on a pipe) */
+            if (user_cancelled(p)) {
+                p->cancelled = 1;
+                atomic_store(&p->abort, 1);
+                wake_all(p);
+            } else {
+                fail_locked(p, -1, ember_error_status(), "%s", ember_last_error());
+            }
             pthread_mutex_unlock(&p->mu);
             break;
         }
@@ -756,56 +711,38 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
         for (int32_t r = 0; r < w->n_rows; r++) tokens += w->info[r].n_tokens;
         bytes_at = w->in_offset;
         pthread_mutex_lock(&p->mu);
-        if (next == 0) prog.start_bytes = p->start_offset;
+        if (next == 0) pc.now.input_start = p->start_offset;
         w->busy = 0;
         pthread_cond_signal(&p->cv_reader);
         int64_t er = p->rows_encoded, et = p->tokens_encoded;
         pthread_mutex_unlock(&p->mu);
         next++;
         /* also here: on a fast device the next window may always be ready */
-        progress_update(&prog, er, et, bytes_at, 0);
+        progress_report(p, &pc, er, et, bytes_at, 0);
     }
-    res->elapsed = now_seconds() - t0;
-
-    /* Stop the reader if it is still at work (blocked on stdin, say). */
-    pthread_mutex_lock(&p->mu);
-    while (reader_started && !p->reader_exited) {
-        pthread_kill(p->reader_tid, SIGUSR1);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 50 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&p->cv_writer, &p->mu, &ts);
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (reader_started) pthread_join(p->reader_tid, NULL);
-    for (int32_t i = 0; i < started_tok; i++) pthread_join(tok_tids[i], NULL);
-    for (int32_t i = 0; i < started_dev; i++) pthread_join(dev_tids[i], NULL);
-    sigaction(SIGUSR1, &old_usr1, NULL);
-    progress_update(&prog, rows, tokens, bytes_at, 1);
-    progress_end(&prog);
-
+    res->elapsed = clock_now() - pc.t0;
     res->rows = rows;
     res->tokens = tokens;
+    progress_report(p, &pc, rows, tokens, bytes_at, 1);
+}
+
+ember_status pipeline_run(const pipeline_opts *o, pipeline_result *res) {
+    memset(res, 0, sizeof *res);
+    pipe_state *p = calloc(1, sizeof *p);
+    if (!p) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    ember_status st = pipe_setup(p, o);
+    if (st) {
+        pipe_free(p);
+        return st;
+    }
+    threads_start(p);
+    write_windows(p, res);
+    threads_join(p);
     res->n_busy = o->n_models < 64 ? o->n_models : 64;
     for (int32_t i = 0; i < res->n_busy; i++) res->busy[i] = p->busy[i];
-    ok = !p->abort;
-    if (p->has_err && p->err[0]) fprintf(stderr, "ember: error: %s\n", p->err);
-    if (res->interrupted && !p->has_err) ok = 0;
-    free(tok_tids);
-    free(dev_tids);
-    free(dargs);
-    gzclose(p->in.gz);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv_reader);
-    pthread_cond_destroy(&p->cv_tok);
-    pthread_cond_destroy(&p->cv_dev);
-    pthread_cond_destroy(&p->cv_writer);
-out_free:
-    slots_free(p);
-    free(p->tq.q);
-    free(p->bq.q);
-    free(p->in.buf);
-    free(p);
-    return ok;
+    if (p->has_err) st = ember_fail(p->err_status ? p->err_status : EMBER_ERR_IO, "%s", p->err);
+    else if (p->cancelled) st = ember_fail(EMBER_ERR_CANCELLED, "cancelled");
+    else if (atomic_load(&p->abort)) st = ember_fail(EMBER_ERR_IO, "the pipeline stopped without a reason (a bug)");
+    pipe_free(p);
+    return st;
 }

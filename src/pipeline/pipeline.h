@@ -1,12 +1,12 @@
 /*
- * Streaming corpus embedding: the engine behind `ember embed`, over the public
- * API only (ember_tokenize, ember_encode_sequences).
+ * The streaming engine behind ember_embed_file (embed_file.c), over the
+ * public API (ember_tokenize, ember_encode_sequences) and src/common.
  *
  *   reader ──▶ tokenizer threads ──▶ batcher ──▶ device thread(s) ──▶ writer
- *   (lines,     (ember_tokenize,      (a window    (one per model:      (input order,
- *    crc32)      per chunk)            sorted by    ember_encode_        sinks: .npy,
- *                                      length, cut  sequences)           JSONL, shards)
- *                                      by tokens)
+ *   (lines,     (ember_tokenize,      (a window    (one per model:      (the calling
+ *    crc32)      per chunk)            sorted by    ember_encode_        thread, in
+ *                                      length, cut  sequences)           input order:
+ *                                      by tokens)                        sink.h)
  *
  * The unit of flow is a window: up to `window` consecutive input rows. A few
  * window slots cycle (read -> tokenized -> batched -> encoded -> written ->
@@ -21,10 +21,10 @@
 #ifndef EMBER_PIPELINE_PIPELINE_H
 #define EMBER_PIPELINE_PIPELINE_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/lines.h"
 #include "ember.h"
 
 /* Window slots in flight: one being written or encoded, the next ones being
@@ -50,10 +50,9 @@ typedef struct {
 typedef struct sink sink;
 
 typedef struct {
-    const char *input; /* a path, or "-" for stdin; plain or gzip */
-    int jsonl;         /* each line is a JSON object; the text is `field` */
-    const char *field;
-    ember_model **models; /* one device thread each; models[0] also tokenizes */
+    const char *input;       /* a path, or "-" for stdin; plain or gzip */
+    const char *jsonl_field; /* NULL: text lines; else the JSON field holding the text */
+    ember_model *const *models; /* one device thread each; models[0] also tokenizes */
     int32_t n_models;
     ember_encode_params encode;
     int32_t token_budget;   /* tokens per batch (at most the models' max_batch_tokens) */
@@ -71,26 +70,24 @@ typedef struct {
     uint32_t skip_crc;
     int64_t skip_bytes;
     sink *out;
-    /* Set asynchronously (a signal handler): stop as soon as possible. An
-     * atomic, not a volatile sig_atomic_t: the handler runs on one thread and
-     * the reader polls it on another. */
-    atomic_int *stop;
-    /* Progress on stderr: 0 none, 1 a redrawn line (terminal), 2 a line every
-     * few seconds (not a terminal). */
-    int progress;
+    cancel_fn cancel; /* polled; nonzero: stop as soon as possible */
+    void *cancel_user;
+    ember_embed_progress_fn progress;
+    void *progress_user;
+    double progress_interval;
 } pipeline_opts;
 
 typedef struct {
-    int64_t rows;   /* written by this run */
-    int64_t tokens; /* fed to the model by this run */
-    double elapsed; /* seconds, from the start of reading to the last row written */
+    int64_t rows;    /* written by this run */
+    int64_t tokens;  /* fed to the model by this run */
+    double elapsed;  /* seconds, from the start of reading to the last row written */
     double busy[64]; /* seconds each model spent in ember_encode_sequences (first 64) */
     int32_t n_busy;
-    int interrupted; /* stopped by *stop */
 } pipeline_result;
 
-/* Run the whole stream. Returns 1 when every row was written, 0 on an error
- * (printed, naming the input and line) or an interruption (res->interrupted). */
-int pipeline_run(const pipeline_opts *o, pipeline_result *res);
+/* Run the whole stream: EMBER_OK when every row was written,
+ * EMBER_ERR_CANCELLED when o->cancel stopped it, else the error (the
+ * message names the input and line; the earliest row's failure wins). */
+ember_status pipeline_run(const pipeline_opts *o, pipeline_result *res);
 
 #endif

@@ -1,16 +1,20 @@
-/* Output of `ember embed`: stdout, one file, or shards plus a manifest (see sink.h). */
+/* The output of a streaming run: stdout, one file, or shards plus a
+ * manifest (see sink.h). Errors go to ember_fail; notes to the run's log. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#include "cli/cli.h"
+#include "common/error.h"
+#include "common/fileio.h"
+#include "common/jsonl.h"
+#include "common/npy.h"
 #include "sink.h"
 
 #define MANIFEST_NAME "manifest.json"
@@ -22,7 +26,7 @@ typedef struct {
     uint32_t crc;
     int64_t in_bytes;
     uint32_t in_crc;
-    sink_totals totals; /* of every row up to this shard's end */
+    ember_embed_totals totals; /* of every row up to this shard's end */
 } shard_rec;
 
 struct sink {
@@ -38,48 +42,40 @@ struct sink {
     int64_t cur_rows; /* rows in the open file */
     shard_rec *shards;
     int32_t n_shards, cap_shards;
-    sink_totals totals; /* every row written, committed or not */
+    ember_embed_totals totals; /* every row written, committed or not */
     uint32_t in_crc;    /* the input hash after the last row written */
     int64_t in_bytes;
     int64_t resume_rows; /* rows the earlier run had committed */
 };
 
-const char *sink_format_name(sink_format f) {
-    return f == SINK_NPY16 ? "npy16" : f == SINK_JSONL ? "jsonl" : "npy";
+const char *sink_format_name(ember_output_format f) {
+    return f == EMBER_OUTPUT_NPY16 ? "npy16" : f == EMBER_OUTPUT_JSONL ? "jsonl" : "npy";
 }
 
-static const char *format_ext(sink_format f) { return f == SINK_JSONL ? "jsonl" : "npy"; }
+static const char *format_ext(ember_output_format f) { return f == EMBER_OUTPUT_JSONL ? "jsonl" : "npy"; }
 
-/* ---- durable files ---------------------------------------------------------- */
-
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return 0;
-    int ok = fsync(fd) == 0 || errno == EINVAL; /* some file systems cannot sync a directory */
-    close(fd);
-    return ok;
+/* Record an error for ember_last_error(); returns 0, the sink's failure. */
+static int sink_fail(ember_status st, const char *fmt, ...) EMBER_PRINTF(2, 3);
+static int sink_fail(ember_status st, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ember_fail(st, "%s", msg);
+    return 0;
 }
 
-/* fsync a closed file and measure it: its size and crc32 as they are on disk. */
-static int file_sync_crc(const char *path, int64_t *bytes, uint32_t *crc) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return 0;
-    int ok = fsync(fd) == 0;
-    uLong c = crc32(0L, Z_NULL, 0);
-    int64_t n = 0;
-    static _Thread_local unsigned char buf[1 << 16];
-    for (;;) {
-        ssize_t got = read(fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) ok = 0;
-        if (got <= 0) break;
-        c = crc32(c, buf, (uInt)got);
-        n += got;
-    }
-    close(fd);
-    *bytes = n;
-    *crc = (uint32_t)c;
-    return ok;
+/* A note for the run's log (its callback, else the library's). */
+static void sink_note(const sink *s, const char *fmt, ...) EMBER_PRINTF(2, 3);
+static void sink_note(const sink *s, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (s->o.log) s->o.log(EMBER_LOG_WARN, msg, s->o.log_user);
+    else ember_log(EMBER_LOG_WARN, "%s", msg);
 }
 
 static void dir_file(char *out, size_t cap, const char *dir, const char *name) {
@@ -88,7 +84,7 @@ static void dir_file(char *out, size_t cap, const char *dir, const char *name) {
 
 /* ---- the manifest --------------------------------------------------------------- */
 
-static json_t *totals_json(const sink_totals *t) {
+static json_t *totals_json(const ember_embed_totals *t) {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)t->rows, "tokens",
                      (json_int_t)t->tokens, "empty", (json_int_t)t->empty, "truncated", (json_int_t)t->truncated,
                      "invalid_utf8", (json_int_t)t->invalid_utf8, "first_truncated", (json_int_t)t->first_truncated,
@@ -117,8 +113,7 @@ static int manifest_write(const sink *s, int complete) {
         "shard_rows", (json_int_t)s->o.shard_rows, "pooling", id->pooling, "normalize", id->normalize, "truncate",
         id->truncate, "device", id->device, "dtype", id->dtype, "shards", shards);
     if (!root) {
-        fprintf(stderr, "ember: error: %s: cannot build the manifest\n", s->path);
-        return 0;
+        return sink_fail(EMBER_ERR_OUT_OF_MEMORY, "%s: cannot build the manifest", s->path);
     }
     json_object_set_new(root, "batching",
                         json_pack("{s:i, s:i, s:i}", "window", id->window, "max_batch_tokens", id->token_budget,
@@ -131,9 +126,9 @@ static int manifest_write(const sink *s, int complete) {
     json_decref(root);
     int64_t bytes;
     uint32_t crc;
-    ok = ok && file_sync_crc(tmp, &bytes, &crc) && rename(tmp, final) == 0 && fsync_dir(s->path);
-    if (!ok) fprintf(stderr, "ember: error: %s: cannot write: %s\n", final, strerror(errno));
-    return ok;
+    ok = ok && file_sync_crc(tmp, &bytes, &crc) && rename(tmp, final) == 0 && dir_sync(s->path);
+    if (!ok) return sink_fail(EMBER_ERR_IO, "%s: cannot write: %s", final, strerror(errno));
+    return 1;
 }
 
 static int json_int_at(json_t *obj, const char *key, int64_t *out) {
@@ -143,7 +138,7 @@ static int json_int_at(json_t *obj, const char *key, int64_t *out) {
     return 1;
 }
 
-static int totals_from_json(json_t *t, sink_totals *out) {
+static int totals_from_json(json_t *t, ember_embed_totals *out) {
     return json_is_object(t) && json_int_at(t, "rows", &out->rows) && json_int_at(t, "tokens", &out->tokens) &&
            json_int_at(t, "empty", &out->empty) && json_int_at(t, "truncated", &out->truncated) &&
            json_int_at(t, "invalid_utf8", &out->invalid_utf8) &&
@@ -156,8 +151,7 @@ static int shard_push(sink *s, const shard_rec *r) {
         int32_t cap = s->cap_shards ? 2 * s->cap_shards : 64;
         shard_rec *n = realloc(s->shards, (size_t)cap * sizeof *n);
         if (!n) {
-            fprintf(stderr, "ember: error: out of memory\n");
-            return 0;
+            return sink_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %d shard records", cap);
         }
         s->shards = n;
         s->cap_shards = cap;
@@ -173,8 +167,8 @@ static int identity_check(const sink *s, json_t *root, const char *mpath) {
     json_t *in = json_object_get(root, "input"), *model = json_object_get(root, "model"),
            *out = json_object_get(root, "output");
     if (!json_is_object(in) || !json_is_object(model) || !json_is_object(out)) {
-        fprintf(stderr, "ember: error: %s: not an ember embed manifest (input, model or output missing)\n", mpath);
-        return 0;
+        return sink_fail(EMBER_ERR_FORMAT, "%s: not an ember embed manifest (input, model or output missing)",
+                         mpath);
     }
     char was[256], now[256];
     const char *what = NULL;
@@ -230,26 +224,26 @@ static int identity_check(const sink *s, json_t *root, const char *mpath) {
 #undef CHECK_STR
 #undef CHECK_INT
     if (what) {
-        fprintf(stderr, "ember: error: %s: cannot resume: %s differs: the run used %s, this one %s\n", mpath, what, was,
-                now);
-        fprintf(stderr, "ember: hint: resume with the options of the first run, or write to a new directory\n");
-        return 0;
+        return sink_fail(EMBER_ERR_INVALID_ARGUMENT,
+                         "%s: cannot resume: %s differs: the run used %s, this one %s (resume with the options of the "
+                         "first run, or write to a new directory)",
+                         mpath, what, was, now);
     }
     json_t *batching = json_object_get(root, "batching");
     int64_t ow, ot, ob;
-    if (json_int_at(batching, "window", &ow) && json_int_at(batching, "max_batch_tokens", &ot) &&
-        json_int_at(batching, "batch", &ob) && (ow != id->window || ot != id->token_budget || ob != id->batch_rows))
-        fprintf(stderr,
-                "ember embed: note: the first run batched with --window %lld --max-batch-tokens %lld --batch %lld, "
-                "this one with %d, %d, %d: the rows are the same bits only where the backend's output for a text "
-                "does not depend on the rest of its batch\n",
-                (long long)ow, (long long)ot, (long long)ob, id->window, id->token_budget, id->batch_rows);
+    if (!id->batch_invariant && json_int_at(batching, "window", &ow) &&
+        json_int_at(batching, "max_batch_tokens", &ot) && json_int_at(batching, "batch", &ob) &&
+        (ow != id->window || ot != id->token_budget || ob != id->batch_rows))
+        sink_note(s,
+                  "note: the first run batched with --window %lld --max-batch-tokens %lld --batch %lld, this one "
+                  "with %d, %d, %d: on this backend a text's vector may differ in the last bits with its batch",
+                  (long long)ow, (long long)ot, (long long)ob, id->window, id->token_budget, id->batch_rows);
     int64_t old_mtime;
     if (id->input_mtime >= 0 && json_int_at(in, "mtime", &old_mtime) && old_mtime >= 0 && old_mtime != id->input_mtime)
-        fprintf(stderr,
-                "ember embed: note: %s was modified since the first run; its lines already embedded are checked "
-                "against their recorded crc32\n",
-                id->input_path);
+        sink_note(s,
+                  "note: %s was modified since the first run; its lines already embedded are checked against their "
+                  "recorded crc32",
+                  id->input_path);
     return 1;
 }
 
@@ -266,7 +260,7 @@ static long shard_index(const char *name) {
  * uncommitted shards), so the directory holds exactly the manifest's files. */
 static int remove_stale(const sink *s) {
     DIR *d = opendir(s->path);
-    if (!d) return 0;
+    if (!d) return sink_fail(EMBER_ERR_IO, "%s: cannot read: %s", s->path, strerror(errno));
     struct dirent *e;
     int ok = 1;
     while ((e = readdir(d))) {
@@ -278,8 +272,7 @@ static int remove_stale(const sink *s) {
             char p[4200];
             dir_file(p, sizeof p, s->path, e->d_name);
             if (unlink(p) != 0) {
-                fprintf(stderr, "ember: error: %s: cannot remove: %s\n", p, strerror(errno));
-                ok = 0;
+                ok = sink_fail(EMBER_ERR_IO, "%s: cannot remove: %s", p, strerror(errno));
             }
         }
     }
@@ -294,14 +287,13 @@ static int manifest_resume(sink *s, int *complete) {
     json_error_t err;
     json_t *root = json_load_file(mpath, 0, &err);
     if (!root) {
-        fprintf(stderr, "ember: error: %s: cannot read the manifest: %s (line %d)\n", mpath, err.text, err.line);
-        return 0;
+        return sink_fail(EMBER_ERR_FORMAT, "%s: cannot read the manifest: %s (line %d)", mpath, err.text, err.line);
     }
     int ok = 0;
     json_t *shards = json_object_get(root, "shards");
     json_t *ver = json_object_get(root, "ember_embed_manifest");
     if (!json_is_integer(ver) || json_integer_value(ver) != MANIFEST_VERSION || !json_is_array(shards)) {
-        fprintf(stderr, "ember: error: %s: not an ember embed manifest of version %d\n", mpath, MANIFEST_VERSION);
+        sink_fail(EMBER_ERR_FORMAT, "%s: not an ember embed manifest of version %d", mpath, MANIFEST_VERSION);
         goto done;
     }
     if (!identity_check(s, root, mpath)) goto done;
@@ -319,7 +311,7 @@ static int manifest_resume(sink *s, int *complete) {
             !json_int_at(js, "bytes", &r.bytes) || !json_int_at(js, "crc32", &crc) ||
             !json_int_at(js, "input_bytes", &r.in_bytes) || !json_int_at(js, "input_crc32", &in_crc) ||
             !totals_from_json(json_object_get(js, "totals"), &r.totals)) {
-            fprintf(stderr, "ember: error: %s: shard entry %zu is malformed\n", mpath, i);
+            sink_fail(EMBER_ERR_FORMAT, "%s: shard entry %zu is malformed", mpath, i);
             goto done;
         }
         snprintf(r.file, sizeof r.file, "%s", file);
@@ -331,8 +323,8 @@ static int manifest_resume(sink *s, int *complete) {
         uint32_t got = 0;
         int readable = file_sync_crc(p, &bytes, &got);
         if (!readable || bytes != r.bytes || got != r.crc) {
-            fprintf(stderr, "ember embed: %s is %s: redoing it and the shards after it\n", p,
-                    !readable ? "missing" : bytes != r.bytes ? "of the wrong size" : "damaged (crc32 differs)");
+            sink_note(s, "%s is %s: redoing it and the shards after it", p,
+                      !readable ? "missing" : bytes != r.bytes ? "of the wrong size" : "damaged (crc32 differs)");
             damaged = 1;
             break;
         }
@@ -357,27 +349,25 @@ static int shard_dir_fresh(sink *s) {
     struct stat st;
     if (stat(s->path, &st) != 0) {
         if (mkdir(s->path, 0777) != 0) {
-            fprintf(stderr, "ember: error: %s: cannot create the output directory: %s\n", s->path, strerror(errno));
-            return 0;
+            return sink_fail(EMBER_ERR_IO, "%s: cannot create the output directory: %s", s->path, strerror(errno));
         }
         return 1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "ember: error: %s: exists and is not a directory (with --shard-rows, -o names a directory)\n",
-                s->path);
-        return 0;
+        return sink_fail(EMBER_ERR_INVALID_ARGUMENT,
+                         "%s: exists and is not a directory (with --shard-rows, -o names a directory)", s->path);
     }
     char mpath[4200];
     dir_file(mpath, sizeof mpath, s->path, MANIFEST_NAME);
     if (access(mpath, F_OK) == 0) {
-        fprintf(stderr, "ember: error: %s already holds a run (%s)\n", s->path, MANIFEST_NAME);
-        fprintf(stderr, "ember: hint: add --resume to continue it, or remove the directory to start again\n");
-        return 0;
+        return sink_fail(EMBER_ERR_INVALID_ARGUMENT,
+                         "%s already holds a run (%s): add --resume to continue it, or remove the directory to start "
+                         "again",
+                         s->path, MANIFEST_NAME);
     }
     DIR *d = opendir(s->path);
     if (!d) {
-        fprintf(stderr, "ember: error: %s: cannot read: %s\n", s->path, strerror(errno));
-        return 0;
+        return sink_fail(EMBER_ERR_IO, "%s: cannot read: %s", s->path, strerror(errno));
     }
     struct dirent *e;
     int empty = 1;
@@ -393,9 +383,8 @@ static int shard_dir_fresh(sink *s) {
     }
     closedir(d);
     if (!empty) {
-        fprintf(stderr, "ember: error: %s: the output directory is not empty (and holds no %s)\n", s->path,
-                MANIFEST_NAME);
-        return 0;
+        return sink_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: the output directory is not empty (and holds no %s)",
+                         s->path, MANIFEST_NAME);
     }
     return 1;
 }
@@ -412,13 +401,12 @@ static int file_begin(sink *s) {
     }
     snprintf(s->partial, sizeof s->partial, "%s.partial", s->target);
     s->cur_rows = 0;
-    if (s->o.format == SINK_JSONL) {
+    if (s->o.format == EMBER_OUTPUT_JSONL) {
         s->jf = fopen(s->partial, "wb");
         if (!s->jf) {
-            fprintf(stderr, "ember: error: %s: cannot create: %s\n", s->partial, strerror(errno));
-            return 0;
+            return sink_fail(EMBER_ERR_IO, "%s: cannot create: %s", s->partial, strerror(errno));
         }
-    } else if (!npy_open(&s->npy, s->partial, s->dim, s->o.format == SINK_NPY16)) {
+    } else if (npy_open(&s->npy, s->partial, s->dim, s->o.format == EMBER_OUTPUT_NPY16) != EMBER_OK) {
         return 0;
     }
     s->open = 1;
@@ -430,22 +418,20 @@ static int file_begin(sink *s) {
 static int file_commit(sink *s) {
     s->open = 0;
     int ok;
-    if (s->o.format == SINK_JSONL) {
+    if (s->o.format == EMBER_OUTPUT_JSONL) {
         ok = fclose(s->jf) == 0;
         s->jf = NULL;
-        if (!ok) fprintf(stderr, "ember: error: %s: write failed: %s\n", s->partial, strerror(errno));
+        if (!ok) sink_fail(EMBER_ERR_IO, "%s: write failed: %s", s->partial, strerror(errno));
     } else {
-        ok = npy_close(&s->npy);
+        ok = npy_close(&s->npy) == EMBER_OK;
     }
     shard_rec r;
     memset(&r, 0, sizeof r);
     if (ok && !file_sync_crc(s->partial, &r.bytes, &r.crc)) {
-        fprintf(stderr, "ember: error: %s: cannot sync: %s\n", s->partial, strerror(errno));
-        ok = 0;
+        ok = sink_fail(EMBER_ERR_IO, "%s: cannot sync: %s", s->partial, strerror(errno));
     }
     if (ok && rename(s->partial, s->target) != 0) {
-        fprintf(stderr, "ember: error: %s: cannot rename to %s: %s\n", s->partial, s->target, strerror(errno));
-        ok = 0;
+        ok = sink_fail(EMBER_ERR_IO, "%s: cannot rename to %s: %s", s->partial, s->target, strerror(errno));
     }
     if (!ok) {
         unlink(s->partial);
@@ -459,7 +445,7 @@ static int file_commit(sink *s) {
         if (slash == dir) dir[1] = '\0';
         else if (slash) *slash = '\0';
         else snprintf(dir, sizeof dir, ".");
-        fsync_dir(dir);
+        dir_sync(dir);
         return 1;
     }
     const char *base = strrchr(s->target, '/');
@@ -508,18 +494,17 @@ int sink_write(sink *s, const float *vecs, const row_info *info, int32_t n) {
         int32_t take = n - i;
         if (s->o.shard_rows > 0 && s->cur_rows + take > s->o.shard_rows) take = (int32_t)(s->o.shard_rows - s->cur_rows);
         const float *v = vecs + (size_t)i * D;
-        if (s->to_stdout || s->o.format == SINK_JSONL) {
+        if (s->to_stdout || s->o.format == EMBER_OUTPUT_JSONL) {
             if (!jsonl_rows(s->to_stdout ? stdout : s->jf, v, take, D)) {
-                fprintf(stderr, "ember: error: %s: write failed: %s\n", s->to_stdout ? "<stdout>" : s->partial,
-                        strerror(errno));
-                return 0;
+                return sink_fail(EMBER_ERR_IO, "%s: write failed: %s", s->to_stdout ? "<stdout>" : s->partial,
+                                 strerror(errno));
             }
-        } else if (!npy_write(&s->npy, v, take)) {
+        } else if (npy_write(&s->npy, v, take) != EMBER_OK) {
             return 0;
         }
         for (int32_t k = 0; k < take; k++) {
             const row_info *r = &info[i + k];
-            sink_totals *t = &s->totals;
+            ember_embed_totals *t = &s->totals;
             t->rows++;
             t->tokens += r->n_tokens;
             t->empty += r->empty;
@@ -542,8 +527,7 @@ int sink_open(sink **out, const sink_opts *o, int *already_complete) {
     *already_complete = 0;
     sink *s = calloc(1, sizeof *s);
     if (!s) {
-        fprintf(stderr, "ember: error: out of memory\n");
-        return 0;
+        return sink_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     }
     s->o = *o;
     s->dim = o->id.dim;
@@ -563,7 +547,7 @@ int sink_open(sink **out, const sink_opts *o, int *already_complete) {
             ok = manifest_resume(s, already_complete);
         } else {
             if (o->resume)
-                fprintf(stderr, "ember embed: nothing to resume in %s: starting from the first row\n", s->path);
+                sink_note(s, "nothing to resume in %s: starting from the first row", s->path);
             ok = shard_dir_fresh(s) && manifest_write(s, 0);
         }
     } else {
@@ -588,8 +572,7 @@ void sink_resume_point(const sink *s, int64_t *rows, uint32_t *in_crc, int64_t *
 int sink_finish(sink *s) {
     if (s->to_stdout) {
         if (fflush(stdout) != 0) {
-            fprintf(stderr, "ember: error: <stdout>: write failed: %s\n", strerror(errno));
-            return 0;
+            return sink_fail(EMBER_ERR_IO, "<stdout>: write failed: %s", strerror(errno));
         }
         return 1;
     }
@@ -603,17 +586,16 @@ int sink_finish(sink *s) {
 void sink_abort(sink *s) {
     if (!s || !s->open) return;
     s->open = 0;
-    if (s->o.format == SINK_JSONL) {
+    if (s->o.format == EMBER_OUTPUT_JSONL) {
         if (s->jf) fclose(s->jf);
         s->jf = NULL;
-    } else if (s->npy.f) {
-        fclose(s->npy.f);
-        s->npy.f = NULL;
+    } else {
+        npy_abandon(&s->npy);
     }
     unlink(s->partial);
 }
 
-const sink_totals *sink_get_totals(const sink *s) { return &s->totals; }
+const ember_embed_totals *sink_get_totals(const sink *s) { return &s->totals; }
 
 void sink_committed(const sink *s, int64_t *rows, int32_t *shards) {
     *rows = s->n_shards > 0 ? s->shards[s->n_shards - 1].totals.rows : 0;

@@ -1,38 +1,26 @@
 /*
- * Where `ember embed` puts its rows, in input order:
+ * Where a streaming run puts its rows, in input order:
  *   - JSONL on stdout (streamed as it goes);
  *   - one file (.npy float32 / float16, or .jsonl), written as PATH.partial
  *     and renamed into place once complete, so PATH is never half-written;
- *   - a directory of shards of shard_rows rows each plus manifest.json, the
- *     record that makes a run resumable: each shard is written as
- *     shard-NNNNN.EXT.partial, fsync'd, renamed, and only then listed in the
- *     manifest (itself replaced atomically), with its row count, its crc32,
- *     and the crc32 of the input read up to its last row.
- *
- * manifest.json (version 1):
- *   { "ember_embed_manifest": 1, "complete": false,
- *     "input":  { "path", "size", "mtime", "jsonl_field" (null for text) },
- *     "model":  { "name", "dir", "dim", "max_length", "weights_bytes" },
- *     "output": { "format", "shard_rows", "pooling", "normalize", "truncate",
- *                 "device", "dtype" },
- *     "batching": { "window", "max_batch_tokens", "batch" },
- *     "shards": [ { "file", "rows", "bytes", "crc32",
- *                   "input_bytes", "input_crc32",
- *                   "totals": { "rows", "tokens", "empty", "truncated",
- *                               "invalid_utf8", "first_truncated",
- *                               "first_invalid" } }, ... ],
- *     "totals": { ... } (when complete) }
- * A shard's "totals" count every row up to its end (rows are 1-based in
- * first_*; 0: none), so a run cut back to any shard knows its summary.
+ *   - a directory of shards of shard_rows rows each plus manifest.json (its
+ *     layout is in include/ember.h), the record that makes a run resumable:
+ *     each shard is written as shard-NNNNN.EXT.partial, fsync'd, renamed,
+ *     and only then listed in the manifest (itself replaced atomically),
+ *     with its row count, its crc32, and the crc32 of the input read up to
+ *     its last row. A shard's "totals" count every row up to its end (rows
+ *     are 1-based in first_*; 0: none), so a run cut back to any shard knows
+ *     its summary.
+ * Failures set ember_last_error() on the calling thread and return 0; notes
+ * (a resume's decisions) go to the log function of the options.
  */
 #ifndef EMBER_PIPELINE_SINK_H
 #define EMBER_PIPELINE_SINK_H
 
 #include <stdint.h>
 
+#include "ember.h"
 #include "pipeline.h"
-
-typedef enum { SINK_NPY = 0, SINK_NPY16, SINK_JSONL } sink_format;
 
 /* The run's identity: written to a new manifest, checked against an old one. */
 typedef struct {
@@ -50,23 +38,21 @@ typedef struct {
      * not depend on the rest of the batch (checked by tests/test_pipeline.c);
      * recorded, and a resume that changes them is told so. */
     int32_t window, token_budget, batch_rows;
+    int batch_invariant; /* ... unless this is set: then the batching does not matter */
 } sink_identity;
 
 typedef struct {
     const char *path; /* file, or directory when shard_rows > 0; NULL or "-": stdout (JSONL) */
-    sink_format format;
+    ember_output_format format;
     int64_t shard_rows; /* 0: one file */
     int resume;         /* continue the run recorded in path/manifest.json */
     sink_identity id;
+    ember_log_fn log; /* notes; NULL: the library's log */
+    void *log_user;
 } sink_opts;
 
-typedef struct {
-    int64_t rows, tokens, empty, truncated, invalid_utf8;
-    int64_t first_truncated, first_invalid; /* 1-based rows; 0: none */
-} sink_totals;
-
 /* Open for writing (and, resuming, check the old run: identity, every shard's
- * size and crc32). Errors are printed; returns 0 on failure. When the old run
+ * size and crc32); 0 on failure. When the old run
  * is already complete, *already_complete is set and nothing is opened for
  * writing. */
 int sink_open(sink **out, const sink_opts *o, int *already_complete);
@@ -79,11 +65,11 @@ int sink_finish(sink *s);
 /* Interrupted or failed: remove the partial file; committed shards and the
  * manifest stay as they are (resumable). */
 void sink_abort(sink *s);
-const sink_totals *sink_get_totals(const sink *s);
+const ember_embed_totals *sink_get_totals(const sink *s);
 /* Committed state, for the message after an interruption. */
 void sink_committed(const sink *s, int64_t *rows, int32_t *shards);
 void sink_free(sink *s);
 
-const char *sink_format_name(sink_format f);
+const char *sink_format_name(ember_output_format f);
 
 #endif

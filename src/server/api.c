@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "server_internal.h"
 
 typedef struct {
@@ -263,7 +264,7 @@ static int tokenize_inputs(request *r, const raw_input *in, const char *field) {
             r->n_chars += (int64_t)k;
         }
         r->off[i + 1] = at + cnt;
-        metrics_observe(HIST_INPUT_LENGTH, (double)cnt);
+        metrics_observe(&r->srv->metrics, HIST_INPUT_LENGTH, (double)cnt);
     }
     free(tok);
     r->n_tokens = r->off[r->n];
@@ -366,7 +367,7 @@ void api_parse(request *r) {
         goto done;
     }
     const char *field = r->route == ROUTE_OPENAI ? "input" : "inputs";
-    double t0 = now_s();
+    double t0 = clock_now();
     int32_t n = parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE, &in);
     if (n < 0) goto done;
     r->n = n;
@@ -380,7 +381,7 @@ void api_parse(request *r) {
         tokenize_route(r, in);
         goto done;
     }
-    metrics_request(r->batch);
+    metrics_request(&r->srv->metrics, r->batch);
     switch (r->route) {
     case ROUTE_EMBED:
         if (!parse_tei_options(r, root) || !get_bool(r, root, "normalize", 1, &r->normalize) ||
@@ -398,7 +399,7 @@ void api_parse(request *r) {
         break;
     }
     if (!tokenize_inputs(r, in, field)) goto done;
-    r->tok_seconds = now_s() - t0;
+    r->tok_seconds = clock_now() - t0;
     size_t D = (size_t)s->dim;
     if (r->out == OUT_HIDDEN) r->hidden = malloc((size_t)r->n_tokens * D * sizeof(float));
     else r->pooled = malloc((size_t)r->n * D * sizeof(float));
@@ -439,10 +440,10 @@ void api_respond(request *r) {
         request_fail(r, FAIL_BACKEND, "%s", r->fail_msg);
         return;
     }
-    metrics_observe(HIST_REQUEST_DURATION, now_s() - r->t_start);
-    metrics_observe(HIST_TOKENIZATION_DURATION, r->tok_seconds);
-    metrics_observe(HIST_QUEUE_DURATION, r->t_first_batch - r->t_queued);
-    metrics_observe(HIST_INFERENCE_DURATION, r->t_last_batch - r->t_first_batch);
+    metrics_observe(&r->srv->metrics, HIST_REQUEST_DURATION, clock_now() - r->t_start);
+    metrics_observe(&r->srv->metrics, HIST_TOKENIZATION_DURATION, r->tok_seconds);
+    metrics_observe(&r->srv->metrics, HIST_QUEUE_DURATION, r->t_first_batch - r->t_queued);
+    metrics_observe(&r->srv->metrics, HIST_INFERENCE_DURATION, r->t_last_batch - r->t_first_batch);
     const int32_t D = s->dim;
     strbuf b;
     float *tmp = malloc((size_t)D * sizeof *tmp);
@@ -492,7 +493,7 @@ void api_respond(request *r) {
         request_fail(r, FAIL_BACKEND, "out of memory writing the answer");
         return;
     }
-    metrics_success(r->batch);
+    metrics_success(&r->srv->metrics, r->batch);
     request_reply(r, 200, body, len, "application/json");
 }
 
@@ -515,7 +516,7 @@ char *api_info(const server *s, size_t *len) {
                           "model_id", s->cfg.served_model_name, "model_sha", "model_dtype", dtype_name(s->info.dtype),
                           "model_type", "embedding", "pooling", pooling_name(s->info.pooling),
                           "max_concurrent_requests", s->cfg.max_concurrent_requests, "max_input_length",
-                          s->max_input_length, "max_batch_tokens", s->cfg.max_batch_tokens, "max_batch_requests",
+                          s->max_input_length, "max_batch_tokens", s->max_batch_tokens, "max_batch_requests",
                           s->cfg.max_batch_requests > 0 ? json_integer(s->cfg.max_batch_requests) : json_null(),
                           "max_client_batch_size", s->cfg.max_client_batch_size, "auto_truncate",
                           s->cfg.auto_truncate, "tokenization_workers", s->cfg.tokenization_workers, "version",

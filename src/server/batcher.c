@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "server_internal.h"
 
 /* Has the peer closed (or reset) the connection? A request that is waiting
@@ -51,9 +52,9 @@ static void input_done(server *s, request *r) {
 }
 
 static void run_batch(server *s, int32_t n, int64_t tokens) {
-    double t0 = now_s();
-    metrics_observe(HIST_BATCH_SIZE, (double)n);
-    metrics_observe(HIST_BATCH_TOKENS, (double)tokens);
+    double t0 = clock_now();
+    metrics_observe(&s->metrics, HIST_BATCH_SIZE, (double)n);
+    metrics_observe(&s->metrics, HIST_BATCH_TOKENS, (double)tokens);
     for (int32_t i = 0; i < n; i++)
         if (s->taken[i]->req->t_first_batch == 0) s->taken[i]->req->t_first_batch = t0;
     const int32_t D = s->dim;
@@ -70,11 +71,11 @@ static void run_batch(server *s, int32_t n, int64_t tokens) {
         if (!k) continue;
         ember_encode_params p = ember_encode_default_params();
         p.normalize = kind == OUT_POOLED_NORM ? EMBER_NORMALIZE_ON : EMBER_NORMALIZE_OFF;
-        double tk = now_s();
+        double tk = clock_now();
         ember_status st = ember_encode_sequences(s->model, s->seqs, k, &p, kind == OUT_HIDDEN ? NULL : s->pooled_buf,
                                                  kind == OUT_HIDDEN ? s->hidden_buf : NULL);
-        metrics_observe(HIST_BATCH_INFERENCE_DURATION, now_s() - tk);
-        metrics_batch(st == EMBER_OK);
+        metrics_observe(&s->metrics, HIST_BATCH_INFERENCE_DURATION, clock_now() - tk);
+        metrics_batch(&s->metrics, st == EMBER_OK);
         atomic_store(&s->unhealthy, st != EMBER_OK);
         const char *err = st == EMBER_OK ? NULL : ember_last_error();
         int64_t row = 0;
@@ -98,7 +99,7 @@ static void run_batch(server *s, int32_t n, int64_t tokens) {
             j++;
         }
     }
-    double t1 = now_s();
+    double t1 = clock_now();
     s->last_batch_s = t1 - t0;
     for (int32_t i = 0; i < n; i++) {
         request *r = s->taken[i]->req;
@@ -107,25 +108,16 @@ static void run_batch(server *s, int32_t n, int64_t tokens) {
     }
 }
 
-static struct timespec deadline_after(double seconds) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long ns = ts.tv_nsec + (long long)(seconds * 1e9);
-    ts.tv_sec += (time_t)(ns / 1000000000LL);
-    ts.tv_nsec = (long)(ns % 1000000000LL);
-    return ts;
-}
-
 /* With qlock held and the queue not empty: wait while inputs keep coming
  * and the batch is not full (see the top of the file). */
 static void wait_for_stragglers(server *s) {
     double quiet = 0.05 * s->last_batch_s;
     quiet = quiet < 50e-6 ? 50e-6 : quiet > 2e-3 ? 2e-3 : quiet;
-    double t0 = now_s(), limit = 0.5 * s->last_batch_s;
-    while (!s->qstop && !s->qabort && s->qtokens < s->cfg.max_batch_tokens && s->qsize < s->max_batch_inputs &&
-           now_s() - t0 < limit) {
+    double t0 = clock_now(), limit = 0.5 * s->last_batch_s;
+    while (!s->qstop && !s->qabort && s->qtokens < s->max_batch_tokens && s->qsize < s->max_batch_inputs &&
+           clock_now() - t0 < limit) {
         int64_t before = s->qsize;
-        struct timespec until = deadline_after(quiet);
+        struct timespec until = clock_deadline(quiet);
         while (s->qsize == before && !s->qstop && !s->qabort &&
                pthread_cond_timedwait(&s->qcv, &s->qlock, &until) == 0) {
         }
@@ -158,7 +150,7 @@ static void *model_main(void *arg) {
             }
             int skip = atomic_load(&r->gone) || atomic_load(&r->failed);
             int64_t len = r->off[e->index + 1] - r->off[e->index];
-            if (!skip && n > 0 && (tokens + len > s->cfg.max_batch_tokens || n == s->max_batch_inputs)) break;
+            if (!skip && n > 0 && (tokens + len > s->max_batch_tokens || n == s->max_batch_inputs)) break;
             s->qhead = e->next;
             if (!s->qhead) s->qtail = NULL;
             s->qsize--;
@@ -174,7 +166,7 @@ static void *model_main(void *arg) {
             s->taken[n++] = e;
             tokens += len;
         }
-        metrics_set_queue(s->qsize, -1);
+        metrics_set_queue(&s->metrics, s->qsize, -1);
         pthread_mutex_unlock(&s->qlock);
         while (dropped) {
             request *r = dropped;
@@ -197,7 +189,7 @@ void batcher_submit(server *s, request *r) {
         r->entries[i].next = i + 1 < r->n ? &r->entries[i + 1] : NULL;
     }
     atomic_store(&r->pending, r->n);
-    r->t_queued = now_s();
+    r->t_queued = clock_now();
     pthread_mutex_lock(&s->qlock);
     if (s->qstop || s->qabort) {
         pthread_mutex_unlock(&s->qlock);
@@ -209,27 +201,24 @@ void batcher_submit(server *s, request *r) {
     s->qtail = &r->entries[r->n - 1];
     s->qsize += r->n;
     s->qtokens += r->n_tokens;
-    metrics_set_queue(s->qsize, -1);
+    metrics_set_queue(&s->metrics, s->qsize, -1);
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qlock);
 }
 
 int batcher_start(server *s) {
     pthread_mutex_init(&s->qlock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the waits are short and must not jump with the clock */
-    pthread_cond_init(&s->qcv, &ca);
-    pthread_condattr_destroy(&ca);
+    /* the waits are short and must not jump with the clock */
+    if (clock_cond_init(&s->qcv) != 0) return 0;
     /* every input has at least one token */
-    s->max_batch_inputs = s->cfg.max_batch_requests > 0 && s->cfg.max_batch_requests < s->cfg.max_batch_tokens
+    s->max_batch_inputs = s->cfg.max_batch_requests > 0 && s->cfg.max_batch_requests < s->max_batch_tokens
                               ? s->cfg.max_batch_requests
-                              : s->cfg.max_batch_tokens;
+                              : s->max_batch_tokens;
     size_t N = (size_t)s->max_batch_inputs, D = (size_t)s->dim;
     s->seqs = malloc(N * sizeof *s->seqs);
     s->taken = malloc(N * sizeof *s->taken);
     s->pooled_buf = malloc(N * D * sizeof(float));
-    s->hidden_buf = malloc((size_t)s->cfg.max_batch_tokens * D * sizeof(float));
+    s->hidden_buf = malloc((size_t)s->max_batch_tokens * D * sizeof(float));
     if (!s->seqs || !s->taken || !s->pooled_buf || !s->hidden_buf) return 0;
     if (pthread_create(&s->model_thread, NULL, model_main, s) != 0) return 0;
     s->model_started = 1;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
+#include "common/error.h"
 #include "http.h"
 #include "server_internal.h"
 
@@ -30,62 +32,6 @@ typedef struct {
     reply rep;
 } http_request;
 
-double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* ---- errors --------------------------------------------------------------- */
-
-typedef struct {
-    unsigned tei_status, openai_status;
-    const char *tei_type, *openai_type, *openai_code;
-} fail_shape;
-
-/* TEI's status per error type (the issue's table: validation is 422 where
- * TEI itself answers 413), and OpenAI's status, type and code. */
-static const fail_shape fail_shapes[FAIL_KINDS] = {
-    [FAIL_VALIDATION] = {422, 400, "validation", "invalid_request_error", NULL},
-    [FAIL_TOKENIZER] = {422, 400, "tokenizer", "invalid_request_error", NULL},
-    [FAIL_OVERLOADED] = {429, 429, "overloaded", "rate_limit_error", "rate_limit_exceeded"},
-    [FAIL_BACKEND] = {424, 500, "backend", "server_error", NULL},
-    [FAIL_EMPTY] = {400, 400, "empty", "invalid_request_error", NULL},
-    [FAIL_UNHEALTHY] = {503, 503, "unhealthy", "service_unavailable_error", NULL},
-    [FAIL_PAYLOAD_TOO_LARGE] = {413, 413, "validation", "invalid_request_error", "payload_too_large"},
-    [FAIL_BATCH_SIZE] = {422, 400, "validation", "invalid_request_error", NULL},
-    [FAIL_DISCONNECTED] = {499, 499, "validation", "invalid_request_error", NULL}, /* no one hears it: nginx's code */
-    [FAIL_NOT_FOUND] = {404, 404, "validation", "not_found_error", NULL},
-    [FAIL_UNAUTHORIZED] = {401, 401, "validation", "authentication_error", "invalid_api_key"},
-};
-
-static char *error_body(route_id route, fail_kind kind, const char *msg, size_t *len) {
-    strbuf b;
-    sb_init(&b, 128 + strlen(msg));
-    const fail_shape *f = &fail_shapes[kind];
-    if (route == ROUTE_OPENAI) {
-        sb_puts(&b, "{\"error\":{\"message\":");
-        sb_json_string(&b, msg, strlen(msg));
-        sb_puts(&b, ",\"type\":\"");
-        sb_puts(&b, f->openai_type);
-        sb_puts(&b, "\",\"param\":null,\"code\":");
-        if (f->openai_code) {
-            sb_putc(&b, '"');
-            sb_puts(&b, f->openai_code);
-            sb_putc(&b, '"');
-        } else {
-            sb_puts(&b, "null");
-        }
-        sb_puts(&b, "}}");
-    } else {
-        sb_puts(&b, "{\"error\":");
-        sb_json_string(&b, msg, strlen(msg));
-        sb_puts(&b, ",\"error_type\":\"");
-        sb_puts(&b, f->tei_type);
-        sb_puts(&b, "\"}");
-    }
-    return sb_take(&b, len);
-}
 
 /* ---- sending ------------------------------------------------------------------ */
 
@@ -105,7 +51,7 @@ static enum MHD_Result send_now(server *s, struct MHD_Connection *conn, unsigned
         /* TEI's timing headers, in milliseconds */
         const request *r = timing;
         char v[32];
-        double total = now_s() - r->t_start;
+        double total = clock_now() - r->t_start;
         MHD_add_response_header(resp, "x-compute-type", s->info.device == EMBER_DEVICE_CUDA ? "gpu" : "cpu");
         snprintf(v, sizeof v, "%.0f", total * 1e3);
         MHD_add_response_header(resp, "x-compute-time", v);
@@ -145,20 +91,20 @@ void request_fail(request *r, fail_kind kind, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    metrics_failure(kind);
+    metrics_failure(&r->srv->metrics, kind);
+    const int openai = r->route == ROUTE_OPENAI;
     size_t len = 0;
-    char *body = error_body(r->route, kind, msg, &len);
-    unsigned status = r->route == ROUTE_OPENAI ? fail_shapes[kind].openai_status : fail_shapes[kind].tei_status;
-    request_reply(r, status, body, len, "application/json");
+    char *body = fail_body(kind, openai, msg, &len);
+    request_reply(r, fail_status(kind, openai), body, len, "application/json");
 }
 
 static enum MHD_Result fail_now(server *s, struct MHD_Connection *conn, route_id route, fail_kind kind,
                                 const char *msg) {
-    metrics_failure(kind);
+    metrics_failure(&s->metrics, kind);
+    const int openai = route == ROUTE_OPENAI;
     size_t len = 0;
-    char *body = error_body(route, kind, msg, &len);
-    unsigned status = route == ROUTE_OPENAI ? fail_shapes[kind].openai_status : fail_shapes[kind].tei_status;
-    return send_now(s, conn, status, body, len, "application/json", NULL, NULL);
+    char *body = fail_body(kind, openai, msg, &len);
+    return send_now(s, conn, fail_status(kind, openai), body, len, "application/json", NULL, NULL);
 }
 
 /* ---- routing ---------------------------------------------------------------------- */
@@ -210,10 +156,10 @@ static enum MHD_Result answer_get(server *s, struct MHD_Connection *conn, route_
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
         const union MHD_DaemonInfo *di =
             ci ? MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
-        if (di) metrics_set_connections(di->num_connections);
+        if (di) metrics_set_connections(&s->metrics, di->num_connections);
         strbuf b;
         sb_init(&b, 16384);
-        metrics_render(&b);
+        metrics_render(&s->metrics, &b);
         size_t len = 0;
         char *body = sb_take(&b, &len);
         if (!body) return MHD_NO;
@@ -260,9 +206,9 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *conn, const char 
         char msg[300];
         if (path_known(url)) {
             snprintf(msg, sizeof msg, "method %s is not allowed on %.200s", method, url);
-            metrics_failure(FAIL_NOT_FOUND);
+            metrics_failure(&s->metrics, FAIL_NOT_FOUND);
             size_t len = 0;
-            char *body = error_body(ROUTE_NONE, FAIL_VALIDATION, msg, &len);
+            char *body = fail_body(FAIL_VALIDATION, 0, msg, &len);
             int has_post = route_of(url, 1) != ROUTE_NONE, has_get = route_of(url, 0) != ROUTE_NONE;
             return send_now(s, conn, 405, body, len, "application/json", NULL,
                             has_post && has_get ? "GET, HEAD, POST" : has_post ? "POST" : "GET, HEAD");
@@ -284,7 +230,7 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *conn, const char 
     r->conn = conn;
     r->route = route;
     r->fd = -1;
-    r->t_start = now_s();
+    r->t_start = clock_now();
     *con_cls = h;
     /* an answer before the body is read makes libmicrohttpd drop the body
      * and close the connection after the answer */
@@ -363,7 +309,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return flush_reply(s, h);
     }
     r->admitted = 1;
-    metrics_set_queue(-1, atomic_load(&s->in_flight));
+    metrics_set_queue(&s->metrics, -1, atomic_load(&s->in_flight));
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? ci->connect_fd : -1;
     h->state = ST_IN_PIPELINE;
@@ -381,14 +327,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_request *h = *con_cls;
     if (!h || is_get(h)) return;
     *con_cls = NULL;
-    if (h->r.admitted) metrics_set_queue(-1, atomic_fetch_sub(&s->in_flight, 1) - 1);
+    if (h->r.admitted) metrics_set_queue(&s->metrics, -1, atomic_fetch_sub(&s->in_flight, 1) - 1);
     http_request_free(h);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap) {
     (void)cls;
-    fputs("ember serve: libmicrohttpd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    ember_log(EMBER_LOG_WARN, "libmicrohttpd: %s", msg);
 }
 
 struct MHD_Daemon *http_start(server *s, const struct sockaddr *addr, int ipv6) {

@@ -5,24 +5,10 @@
 
 #include <stdint.h>
 
-#include "strbuf.h"
+#include <pthread.h>
 
-/* Why a request failed: the TEI error types, plus what TEI leaves to its
- * HTTP layer. Order matters: it indexes the tables in metrics.c and http.c. */
-typedef enum {
-    FAIL_VALIDATION = 0,
-    FAIL_TOKENIZER,
-    FAIL_OVERLOADED,
-    FAIL_BACKEND,
-    FAIL_EMPTY,
-    FAIL_UNHEALTHY,
-    FAIL_PAYLOAD_TOO_LARGE,
-    FAIL_BATCH_SIZE,   /* more inputs than --max-client-batch-size (a validation error) */
-    FAIL_DISCONNECTED, /* the client left before its answer was ready */
-    FAIL_NOT_FOUND,
-    FAIL_UNAUTHORIZED,
-    FAIL_KINDS
-} fail_kind;
+#include "errors.h"
+#include "strbuf.h"
 
 typedef enum {
     HIST_REQUEST_DURATION = 0,      /* seconds, arrival to answer */
@@ -36,15 +22,35 @@ typedef enum {
     HIST_KINDS
 } hist_kind;
 
-void metrics_init(int32_t max_input_length);
-void metrics_request(int batch);              /* te_request_count{method} */
-void metrics_success(int batch);              /* te_request_success{method} */
-void metrics_failure(fail_kind kind);         /* te_request_failure{err} */
-void metrics_observe(hist_kind h, double v);
-void metrics_batch(int ok);                   /* te_batch_inference_count / _success */
-void metrics_set_queue(int64_t sequences, int64_t requests_in_flight);
-void metrics_set_connections(int64_t open);
+#define METRICS_MAX_BUCKETS 40
+
+typedef struct {
+    const char *name, *help;
+    int n; /* buckets, +Inf not counted */
+    double le[METRICS_MAX_BUCKETS];
+    uint64_t count[METRICS_MAX_BUCKETS + 1]; /* per bucket (not cumulative); the last is +Inf */
+    double sum;
+} histogram;
+
+/* One server's counters (each server its own: a process may run several). */
+typedef struct {
+    pthread_mutex_t lock;
+    uint64_t requests[2], successes[2], failures[FAIL_KINDS];
+    uint64_t batches, batches_ok;
+    int64_t queue_size, in_flight, connections;
+    histogram h[HIST_KINDS];
+} metrics;
+
+void metrics_init(metrics *m, int32_t max_input_length);
+void metrics_free(metrics *m);
+void metrics_request(metrics *m, int batch);      /* te_request_count{method} */
+void metrics_success(metrics *m, int batch);      /* te_request_success{method} */
+void metrics_failure(metrics *m, fail_kind kind); /* te_request_failure{err} */
+void metrics_observe(metrics *m, hist_kind h, double v);
+void metrics_batch(metrics *m, int ok);           /* te_batch_inference_count / _success */
+void metrics_set_queue(metrics *m, int64_t sequences, int64_t requests_in_flight);
+void metrics_set_connections(metrics *m, int64_t open);
 /* The exposition text (Prometheus format 0.0.4). */
-void metrics_render(strbuf *out);
+void metrics_render(metrics *m, strbuf *out);
 
 #endif

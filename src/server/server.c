@@ -1,121 +1,124 @@
-/* The server's life: start the stages, serve until a signal, drain, stop. */
-#include <errno.h>
+/* The server's life (include/ember.h): start the stages, drain, stop. */
 #include <microhttpd.h>
 #include <netdb.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/error.h"
 #include "http.h"
 #include "server_internal.h"
 
-void server_block_signals(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    /* a client that hangs up must not end the server */
-    signal(SIGPIPE, SIG_IGN);
+ember_server_config ember_server_default_config(void) {
+    ember_server_config c;
+    memset(&c, 0, sizeof c);
+    c.host = "127.0.0.1";
+    c.port = 3000;
+    c.max_concurrent_requests = 512;
+    c.max_client_batch_size = 32;
+    c.payload_limit = 2000000;
+    c.idle_timeout = 60;
+    return c;
 }
 
-/* Each connection is a descriptor: take what the hard limit allows. */
-static void raise_fd_limit(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+static ember_status config_check(ember_server_config *c, const ember_model_info *info) {
+    if (!c->host || !*c->host) c->host = "127.0.0.1";
+    if (!c->served_model_name) c->served_model_name = info->name;
+    if (c->tokenization_workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->tokenization_workers = n > 0 ? (int32_t)n : 1;
     }
+    const char *bad = c->port < 0 || c->port > 65535                                  ? "port"
+                      : c->max_concurrent_requests < 1                                ? "max_concurrent_requests"
+                      : c->max_batch_requests < 0                                     ? "max_batch_requests"
+                      : c->max_client_batch_size < 1                                  ? "max_client_batch_size"
+                      : c->tokenization_workers < 1 || c->tokenization_workers > 1024 ? "tokenization_workers"
+                      : c->payload_limit < 1                                          ? "payload_limit"
+                      : c->idle_timeout < 0                                           ? "idle_timeout"
+                                                                                      : NULL;
+    if (bad) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_server_start: %s is out of range", bad);
+    return EMBER_OK;
 }
 
-/* Wait up to `seconds` for SIGTERM/SIGINT; returns the signal or 0. */
-static int wait_signal(double seconds) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    int sig = seconds < 0 ? sigwaitinfo(&set, NULL) : sigtimedwait(&set, NULL, &ts);
-    return sig > 0 ? sig : 0;
+/* Stop the stages and free; the daemon, when there is one, last (every
+ * connection has been resumed by then, so libmicrohttpd may stop). */
+static void server_free(ember_server *s) {
+    batcher_stop(s);
+    workers_stop(s);
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    metrics_free(&s->metrics);
+    free(s);
 }
 
-static void wait_in_flight(server *s, double deadline_s) {
-    double t0 = now_s();
-    while (atomic_load(&s->in_flight) > 0 && now_s() - t0 < deadline_s) {
-        if (wait_signal(0.02)) {
-            fprintf(stderr, "ember serve: second signal: not waiting for the requests in flight\n");
-            return;
-        }
-    }
-}
-
-int server_run(ember_model *model, const server_config *cfg) {
-    server *s = calloc(1, sizeof *s);
-    if (!s) return 1;
+ember_status ember_server_start(ember_model *model, const ember_server_config *config, ember_server **out) {
+    if (!model || !out) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_server_start: NULL argument");
+    *out = NULL;
+    ember_server *s = calloc(1, sizeof *s);
+    if (!s) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     s->model = model;
-    s->cfg = *cfg;
+    s->listen_fd = -1;
     ember_model_get_info(model, &s->info);
+    s->cfg = config ? *config : ember_server_default_config();
+    ember_status st = config_check(&s->cfg, &s->info);
+    if (st) {
+        free(s);
+        return st;
+    }
     s->dim = s->info.dim;
     s->max_input_length = s->info.max_length;
-    metrics_init(s->max_input_length);
-    raise_fd_limit();
+    /* the batch budget is the model's workspace, so the library never
+     * splits a batch the server made */
+    s->max_batch_tokens = s->info.max_batch_tokens;
+    metrics_init(&s->metrics, s->max_input_length);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     char port[16];
-    snprintf(port, sizeof port, "%d", cfg->port);
-    int gai = getaddrinfo(cfg->host, port, &hints, &ai);
+    snprintf(port, sizeof port, "%d", s->cfg.port);
+    int gai = getaddrinfo(s->cfg.host, port, &hints, &ai);
     if (gai != 0) {
-        fprintf(stderr, "ember serve: error: cannot resolve --host '%s': %s\n", cfg->host, gai_strerror(gai));
-        free(s);
-        return 1;
+        st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "cannot resolve the host '%s': %s", s->cfg.host,
+                        gai_strerror(gai));
+    } else if (!workers_start(s) || !batcher_start(s)) {
+        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "cannot start the server's threads");
+    } else if (!(s->daemon = http_start(s, ai->ai_addr, ai->ai_family == AF_INET6))) {
+        st = ember_fail(EMBER_ERR_IO, "cannot listen on %s:%d (is the port in use?)", s->cfg.host, s->cfg.port);
     }
-    int ok = workers_start(s) && batcher_start(s);
-    if (ok) s->daemon = http_start(s, ai->ai_addr, ai->ai_family == AF_INET6);
-    freeaddrinfo(ai);
-    if (!s->daemon) {
-        if (ok)
-            fprintf(stderr, "ember serve: error: cannot listen on %s:%d (is the port in use?)\n", cfg->host, cfg->port);
-        else fprintf(stderr, "ember serve: error: out of memory starting the server\n");
-        batcher_stop(s);
-        workers_stop(s);
-        free(s);
-        return 1;
+    if (ai) freeaddrinfo(ai);
+    if (st) {
+        server_free(s);
+        return st;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr,
-            "ember serve: listening on http://%s%s%s:%u (model %s, %d-dim, %s; max_batch_tokens %d, "
-            "max_input_length %d, %d tokenization workers)\n",
-            strchr(cfg->host, ':') ? "[" : "", cfg->host, strchr(cfg->host, ':') ? "]" : "",
-            di ? di->port : (unsigned)cfg->port, cfg->served_model_name, s->dim, s->info.device_name,
-            cfg->max_batch_tokens, s->max_input_length, cfg->tokenization_workers);
+    s->port = di ? (int32_t)di->port : s->cfg.port;
+    ember_log(EMBER_LOG_INFO, "server listening on %s port %d", s->cfg.host, s->port);
+    *out = s;
+    return EMBER_OK;
+}
 
-    /* 0 is EINTR, which Linux returns after SIGSTOP and SIGCONT (a shell's
-     * ^Z and fg, a debugger attaching): not a request to stop */
-    int sig;
-    while (!(sig = wait_signal(-1))) {
-    }
-    fprintf(stderr, "ember serve: %s: finishing %d requests in flight, accepting no more\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", atomic_load(&s->in_flight));
-    atomic_store(&s->draining, 1);
-    MHD_socket listen_fd = MHD_quiesce_daemon(s->daemon);
-    wait_in_flight(s, cfg->shutdown_timeout);
+int32_t ember_server_port(const ember_server *s) { return s ? s->port : -1; }
+
+int32_t ember_server_in_flight(const ember_server *s) { return s ? atomic_load(&s->in_flight) : 0; }
+
+void ember_server_drain(ember_server *s) {
+    if (!s || atomic_exchange(&s->draining, 1)) return;
+    /* no new connections; the listening socket closes with the daemon */
+    s->listen_fd = MHD_quiesce_daemon(s->daemon);
+}
+
+void ember_server_stop(ember_server *s) {
+    if (!s) return;
+    ember_server_drain(s);
     if (atomic_load(&s->in_flight) > 0) {
         /* what is queued is answered 503, a batch running finishes; bodies
          * still arriving are cut off when the daemon stops */
-        fprintf(stderr, "ember serve: giving up on %d requests in flight\n", atomic_load(&s->in_flight));
+        ember_log(EMBER_LOG_WARN, "server stopping with %d requests in flight", atomic_load(&s->in_flight));
         batcher_abort(s);
-        wait_in_flight(s, 10);
+        double t0 = clock_now();
+        while (atomic_load(&s->in_flight) > 0 && clock_now() - t0 < 10.0) usleep(20000);
     }
-    batcher_stop(s);
-    workers_stop(s);
-    /* every connection has been resumed: libmicrohttpd may stop */
-    MHD_stop_daemon(s->daemon);
+    MHD_socket listen_fd = s->listen_fd;
+    server_free(s);
     if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
-    fprintf(stderr, "ember serve: stopped\n");
-    free(s);
-    return 0;
 }

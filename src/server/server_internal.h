@@ -26,8 +26,8 @@
 #include <stdint.h>
 
 #include "ember.h"
+#include "errors.h"
 #include "metrics.h"
-#include "server.h"
 #include "strbuf.h"
 
 struct MHD_Connection;
@@ -63,7 +63,7 @@ typedef struct queue_entry {
 } queue_entry;
 
 typedef struct request {
-    struct server *srv;
+    struct ember_server *srv;
     struct MHD_Connection *conn;
     int fd; /* the client's socket, polled for a hang-up while queued */
     route_id route;
@@ -102,12 +102,16 @@ typedef struct request {
     unsigned checked_round; /* the batch round in which the socket was last polled */
 } request;
 
-typedef struct server {
+typedef struct ember_server {
     ember_model *model;
     ember_model_info info;
-    server_config cfg;
+    ember_server_config cfg; /* defaults filled in */
     int32_t dim, max_input_length;
+    int32_t max_batch_tokens; /* the token budget of one forward pass: the model's workspace */
     struct MHD_Daemon *daemon;
+    int listen_fd; /* after a drain, the listening socket to close (-1: none) */
+    int32_t port;
+    metrics metrics;
     atomic_int in_flight;
     atomic_int draining;  /* SIGTERM came: refuse new requests */
     atomic_int unhealthy; /* the last forward pass failed */
@@ -143,8 +147,6 @@ typedef struct server {
 void request_reply(request *r, unsigned status, char *body, size_t len, const char *content_type);
 /* Fail r with an error of `kind` in its API's shape (TEI or OpenAI). */
 void request_fail(request *r, fail_kind kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-double now_s(void);
-
 /* api.c: the work of the worker threads */
 void api_parse(request *r);
 void api_respond(request *r);

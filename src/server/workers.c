@@ -1,6 +1,5 @@
 /* The worker threads: parsing and tokenizing requests, and writing answers,
  * off the HTTP thread and off the model thread. */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "server_internal.h"
@@ -48,7 +47,6 @@ int workers_start(server *s) {
     if (!s->workers) return 0;
     for (int i = 0; i < s->cfg.tokenization_workers; i++) {
         if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
-            fprintf(stderr, "ember serve: error: cannot start worker thread %d\n", i);
             workers_stop(s);
             return 0;
         }

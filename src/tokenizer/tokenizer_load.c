@@ -236,6 +236,126 @@ static ember_status parse_template(tokenizer *tok, const char *path, json_t *ite
     return EMBER_OK;
 }
 
+/* tokenizer.json's normalizer (BertNormalizer) and pre-tokenizer
+ * (BertPreTokenizer). */
+static ember_status json_normalizer(tokenizer *tok, json_t *root, const char *path) {
+    json_t *norm = json_object_get(root, "normalizer");
+    const char *nt = json_string_value(json_object_get(norm, "type"));
+    if (!nt || strcmp(nt, "BertNormalizer") != 0)
+        return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported (only BertNormalizer)", path,
+                          nt ? nt : "null");
+    tok->clean_text = !json_is_false(json_object_get(norm, "clean_text"));
+    tok->handle_chinese_chars = !json_is_false(json_object_get(norm, "handle_chinese_chars"));
+    tok->lowercase = !json_is_false(json_object_get(norm, "lowercase"));
+    json_t *v = json_object_get(norm, "strip_accents");
+    tok->strip_accents = json_is_boolean(v) ? json_is_true(v) : tok->lowercase;
+    json_t *pre = json_object_get(root, "pre_tokenizer");
+    const char *pt = json_string_value(json_object_get(pre, "type"));
+    if (!pt || strcmp(pt, "BertPreTokenizer") != 0)
+        return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported (only BertPreTokenizer)",
+                          path, pt ? pt : "null");
+    return EMBER_OK;
+}
+
+/* The WordPiece model: its settings and the id of every vocabulary entry
+ * and added token (added tokens may reach past the vocabulary). */
+static ember_status json_wordpiece(tokenizer *tok, json_t *root, const char *path) {
+    json_t *model = json_object_get(root, "model"), *v;
+    const char *mt = json_string_value(json_object_get(model, "type"));
+    if (!mt || strcmp(mt, "WordPiece") != 0)
+        return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: tokenizer model '%s' is not supported (only WordPiece)", path,
+                          mt ? mt : "null");
+    const char *prefix = json_string_value(json_object_get(model, "continuing_subword_prefix"));
+    if (prefix) {
+        if (strlen(prefix) >= sizeof tok->prefix)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: continuing_subword_prefix too long", path);
+        strcpy(tok->prefix, prefix);
+    }
+    if (json_is_integer(v = json_object_get(model, "max_input_chars_per_word")))
+        tok->max_word_chars = (int32_t)json_integer_value(v);
+    json_t *vocab = json_object_get(model, "vocab");
+    if (!json_is_object(vocab) || json_object_size(vocab) == 0)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: model.vocab is missing or empty", path);
+    int32_t max_id = -1;
+    const char *key;
+    json_object_foreach(vocab, key, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000000)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: vocab entry '%s' has no valid id", path, key);
+        if (json_integer_value(v) > max_id) max_id = (int32_t)json_integer_value(v);
+    }
+    size_t i;
+    json_t *added = json_object_get(root, "added_tokens");
+    json_array_foreach(added, i, v) {
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (id > max_id && id < 10000000) max_id = (int32_t)id;
+    }
+    tok->n_ids = max_id + 1;
+    tok->id_text = calloc((size_t)tok->n_ids, sizeof *tok->id_text);
+    if (!tok->id_text) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    json_object_foreach(vocab, key, v) {
+        int32_t id = (int32_t)json_integer_value(v);
+        free(tok->id_text[id]);
+        tok->id_text[id] = strdup(key);
+    }
+    json_array_foreach(added, i, v) {
+        const char *content = json_string_value(json_object_get(v, "content"));
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (content && id >= 0 && id < tok->n_ids && !tok->id_text[id]) tok->id_text[id] = strdup(content);
+    }
+    ember_status st = tokenizer_index_vocab(tok);
+    if (st) return st;
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    tok->unk_id = token_id(tok, unk ? unk : "[UNK]");
+    if (tok->unk_id < 0)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: unk_token '%s' is not in the vocabulary", path, unk ? unk : "[UNK]");
+    return EMBER_OK;
+}
+
+/* The added tokens, matched in the raw text before normalisation. */
+static ember_status json_added_tokens(tokenizer *tok, json_t *root, const char *path) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(root, "added_tokens"), i, v) {
+        const char *content = json_string_value(json_object_get(v, "content"));
+        json_int_t id = json_integer_value(json_object_get(v, "id"));
+        if (!content || id < 0 || id >= tok->n_ids)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: added_tokens[%zu] has no content or a bad id", path, i);
+        if (json_is_true(json_object_get(v, "normalized")) || json_is_true(json_object_get(v, "lstrip")) ||
+            json_is_true(json_object_get(v, "rstrip")) || json_is_true(json_object_get(v, "single_word")))
+            return ember_fail(EMBER_ERR_UNSUPPORTED,
+                              "%s: added token '%s' uses normalized/lstrip/rstrip/single_word, not supported", path,
+                              content);
+        ember_status st = add_added(tok, content, (int32_t)id, json_is_true(json_object_get(v, "special")));
+        if (st) return st;
+    }
+    int32_t pad = token_id(tok, "[PAD]");
+    tok->pad_id = pad >= 0 ? pad : 0;
+    return EMBER_OK;
+}
+
+/* The post-processor: TemplateProcessing or BertProcessing. */
+static ember_status json_post_processor(tokenizer *tok, json_t *root, const char *path) {
+    json_t *post = json_object_get(root, "post_processor");
+    const char *ppt = json_string_value(json_object_get(post, "type"));
+    if (ppt && strcmp(ppt, "TemplateProcessing") == 0) {
+        ember_status st = parse_template(tok, path, json_object_get(post, "single"), tok->single, &tok->n_single, 8);
+        if (!st) st = parse_template(tok, path, json_object_get(post, "pair"), tok->pair, &tok->n_pair, 16);
+        return st;
+    }
+    if (ppt && strcmp(ppt, "BertProcessing") == 0) {
+        json_t *cls = json_object_get(post, "cls"), *sep = json_object_get(post, "sep");
+        int32_t c = token_id(tok, json_string_value(json_array_get(cls, 0)));
+        int32_t s = token_id(tok, json_string_value(json_array_get(sep, 0)));
+        if (c < 0 || s < 0)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: BertProcessing cls/sep tokens are not in the vocabulary", path);
+        bert_template(tok, c, s);
+        return EMBER_OK;
+    }
+    return ember_fail(EMBER_ERR_UNSUPPORTED,
+                      "%s: post_processor '%s' is not supported (TemplateProcessing or BertProcessing)", path,
+                      ppt ? ppt : "null");
+}
+
 static ember_status load_tokenizer_json(tokenizer *tok, const char *dir, const char *path) {
     ember_status st = EMBER_OK;
     json_t *root = load_json(path, &st);
@@ -251,133 +371,9 @@ static ember_status load_tokenizer_json(tokenizer *tok, const char *dir, const c
     }
     set_defaults(tok);
     tok->model_max_length = read_model_max_length(cfg);
-
-    json_t *norm = json_object_get(root, "normalizer");
-    const char *nt = json_string_value(json_object_get(norm, "type"));
-    if (!nt || strcmp(nt, "BertNormalizer") != 0) {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported (only BertNormalizer)", path,
-                        nt ? nt : "null");
-        goto done;
-    }
-    json_t *v;
-    tok->clean_text = !json_is_false(json_object_get(norm, "clean_text"));
-    tok->handle_chinese_chars = !json_is_false(json_object_get(norm, "handle_chinese_chars"));
-    tok->lowercase = !json_is_false(json_object_get(norm, "lowercase"));
-    v = json_object_get(norm, "strip_accents");
-    tok->strip_accents = json_is_boolean(v) ? json_is_true(v) : tok->lowercase;
-
-    json_t *pre = json_object_get(root, "pre_tokenizer");
-    const char *pt = json_string_value(json_object_get(pre, "type"));
-    if (!pt || strcmp(pt, "BertPreTokenizer") != 0) {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported (only BertPreTokenizer)",
-                        path, pt ? pt : "null");
-        goto done;
-    }
-
-    json_t *model = json_object_get(root, "model");
-    const char *mt = json_string_value(json_object_get(model, "type"));
-    if (!mt || strcmp(mt, "WordPiece") != 0) {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: tokenizer model '%s' is not supported (only WordPiece)", path,
-                        mt ? mt : "null");
-        goto done;
-    }
-    const char *prefix = json_string_value(json_object_get(model, "continuing_subword_prefix"));
-    if (prefix) {
-        if (strlen(prefix) >= sizeof tok->prefix) {
-            st = ember_fail(EMBER_ERR_FORMAT, "%s: continuing_subword_prefix too long", path);
-            goto done;
-        }
-        strcpy(tok->prefix, prefix);
-    }
-    if (json_is_integer(v = json_object_get(model, "max_input_chars_per_word")))
-        tok->max_word_chars = (int32_t)json_integer_value(v);
-    json_t *vocab = json_object_get(model, "vocab");
-    if (!json_is_object(vocab) || json_object_size(vocab) == 0) {
-        st = ember_fail(EMBER_ERR_FORMAT, "%s: model.vocab is missing or empty", path);
-        goto done;
-    }
-    int32_t max_id = -1;
-    const char *key;
-    json_object_foreach(vocab, key, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000000) {
-            st = ember_fail(EMBER_ERR_FORMAT, "%s: vocab entry '%s' has no valid id", path, key);
-            goto done;
-        }
-        if (json_integer_value(v) > max_id) max_id = (int32_t)json_integer_value(v);
-    }
-    size_t i;
-    json_t *added = json_object_get(root, "added_tokens");
-    json_array_foreach(added, i, v) {
-        json_int_t id = json_integer_value(json_object_get(v, "id"));
-        if (id > max_id && id < 10000000) max_id = (int32_t)id;
-    }
-    tok->n_ids = max_id + 1;
-    tok->id_text = calloc((size_t)tok->n_ids, sizeof *tok->id_text);
-    if (!tok->id_text) {
-        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-        goto done;
-    }
-    json_object_foreach(vocab, key, v) {
-        int32_t id = (int32_t)json_integer_value(v);
-        free(tok->id_text[id]);
-        tok->id_text[id] = strdup(key);
-    }
-    json_array_foreach(added, i, v) {
-        const char *content = json_string_value(json_object_get(v, "content"));
-        json_int_t id = json_integer_value(json_object_get(v, "id"));
-        if (content && id >= 0 && id < tok->n_ids && !tok->id_text[id]) tok->id_text[id] = strdup(content);
-    }
-    st = tokenizer_index_vocab(tok);
-    if (st) goto done;
-
-    const char *unk = json_string_value(json_object_get(model, "unk_token"));
-    tok->unk_id = token_id(tok, unk ? unk : "[UNK]");
-    if (tok->unk_id < 0) {
-        st = ember_fail(EMBER_ERR_FORMAT, "%s: unk_token '%s' is not in the vocabulary", path, unk ? unk : "[UNK]");
-        goto done;
-    }
-    json_array_foreach(added, i, v) {
-        const char *content = json_string_value(json_object_get(v, "content"));
-        json_int_t id = json_integer_value(json_object_get(v, "id"));
-        if (!content || id < 0 || id >= tok->n_ids) {
-            st = ember_fail(EMBER_ERR_FORMAT, "%s: added_tokens[%zu] has no content or a bad id", path, i);
-            goto done;
-        }
-        if (json_is_true(json_object_get(v, "normalized")) || json_is_true(json_object_get(v, "lstrip")) ||
-            json_is_true(json_object_get(v, "rstrip")) || json_is_true(json_object_get(v, "single_word"))) {
-            st = ember_fail(EMBER_ERR_UNSUPPORTED,
-                            "%s: added token '%s' uses normalized/lstrip/rstrip/single_word, not supported", path,
-                            content);
-            goto done;
-        }
-        st = add_added(tok, content, (int32_t)id, json_is_true(json_object_get(v, "special")));
-        if (st) goto done;
-    }
-    int32_t pad = token_id(tok, "[PAD]");
-    tok->pad_id = pad >= 0 ? pad : 0;
-
-    json_t *post = json_object_get(root, "post_processor");
-    const char *ppt = json_string_value(json_object_get(post, "type"));
-    if (ppt && strcmp(ppt, "TemplateProcessing") == 0) {
-        st = parse_template(tok, path, json_object_get(post, "single"), tok->single, &tok->n_single, 8);
-        if (!st) st = parse_template(tok, path, json_object_get(post, "pair"), tok->pair, &tok->n_pair, 16);
-        if (st) goto done;
-    } else if (ppt && strcmp(ppt, "BertProcessing") == 0) {
-        json_t *cls = json_object_get(post, "cls"), *sep = json_object_get(post, "sep");
-        int32_t c = token_id(tok, json_string_value(json_array_get(cls, 0)));
-        int32_t s = token_id(tok, json_string_value(json_array_get(sep, 0)));
-        if (c < 0 || s < 0) {
-            st = ember_fail(EMBER_ERR_FORMAT, "%s: BertProcessing cls/sep tokens are not in the vocabulary", path);
-            goto done;
-        }
-        bert_template(tok, c, s);
-    } else {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED,
-                        "%s: post_processor '%s' is not supported (TemplateProcessing or BertProcessing)", path,
-                        ppt ? ppt : "null");
-        goto done;
-    }
-done:
+    if (!(st = json_normalizer(tok, root, path)) && !(st = json_wordpiece(tok, root, path)) &&
+        !(st = json_added_tokens(tok, root, path)))
+        st = json_post_processor(tok, root, path);
     json_decref(root);
     json_decref(cfg);
     if (st) tokenizer_free(tok);
