@@ -501,20 +501,11 @@ static const char *dtype_name(ember_dtype t) {
     return t == EMBER_DTYPE_FP16 ? "float16" : t == EMBER_DTYPE_BF16 ? "bfloat16" : "float32";
 }
 
-static const char *pooling_name(ember_pooling p) {
-    switch (p) {
-    case EMBER_POOLING_CLS: return "cls";
-    case EMBER_POOLING_MAX: return "max";
-    case EMBER_POOLING_MEAN_SQRT_LEN: return "mean_sqrt_len";
-    default: return "mean";
-    }
-}
-
 /* GET /info: TEI's Info, plus the device and the embedding size. */
 char *api_info(const server *s, size_t *len) {
     json_t *o = json_pack("{s:s, s:n, s:s, s:{s:{s:s}}, s:i, s:i, s:i, s:o, s:i, s:b, s:i, s:s, s:n, s:n, s:s, s:i}",
                           "model_id", s->cfg.served_model_name, "model_sha", "model_dtype", dtype_name(s->info.dtype),
-                          "model_type", "embedding", "pooling", pooling_name(s->info.pooling),
+                          "model_type", "embedding", "pooling", ember_pooling_str(s->info.pooling),
                           "max_concurrent_requests", s->cfg.max_concurrent_requests, "max_input_length",
                           s->max_input_length, "max_batch_tokens", s->max_batch_tokens, "max_batch_requests",
                           s->cfg.max_batch_requests > 0 ? json_integer(s->cfg.max_batch_requests) : json_null(),

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/vec.h"
 #include "unicode.h"
 
 /* ---- string map ----------------------------------------------------------- */
@@ -137,17 +138,6 @@ static int piece_push(piece_list *p, int32_t id, int32_t start, int32_t end, int
     p->end[p->n] = end;
     p->special[p->n] = (uint8_t)special;
     p->n++;
-    return 1;
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
-    void *np = realloc(*p, c * elem);
-    if (!np) return 0;
-    *p = np;
-    *cap = c;
     return 1;
 }
 
@@ -302,8 +292,8 @@ static ember_status wordpiece(const tokenizer *tok, tokenizer_scratch *s, size_t
         if (!piece_push(out, tok->unk_id, wstart, wend, 0)) goto oom;
         return EMBER_OK;
     }
-    if (!grow((void **)&s->word, &s->cap_word, nchar * 4 + 1, 1) ||
-        !grow((void **)&s->word_char, &s->cap_word_char, nchar + 1, sizeof(int32_t)))
+    if (!vec_grow((void **)&s->word, &s->cap_word, nchar * 4 + 1, 1) ||
+        !vec_grow((void **)&s->word_char, &s->cap_word_char, nchar + 1, sizeof(int32_t)))
         goto oom;
     size_t nb = 0;
     for (size_t k = 0; k < nchar; k++) {
@@ -403,7 +393,7 @@ static int match_added(const tokenizer *tok, const char *text, size_t len, size_
  */
 static ember_status lower_input(const char *text, size_t len, tokenizer_scratch *s, size_t *out_len) {
     size_t need = len * 3 + 4;
-    if (!grow((void **)&s->lowered, &s->cap_lowered, need, 1)) goto oom;
+    if (!vec_grow((void **)&s->lowered, &s->cap_lowered, need, 1)) goto oom;
     free(s->lowered_src);
     s->lowered_src = malloc(2 * s->cap_lowered * sizeof *s->lowered_src);
     if (!s->lowered_src) goto oom;

@@ -73,22 +73,11 @@ static void parse(options *o, int argc, char **argv) {
         else if (!strcmp(a, "--max-batch-tokens")) o->max_batch_tokens = atoi(v);
         else if (!strcmp(a, "--normalize")) o->normalize = atoi(v) ? EMBER_NORMALIZE_ON : EMBER_NORMALIZE_OFF;
         else if (!strcmp(a, "--device")) {
-            if (!strcmp(v, "cpu")) o->device = EMBER_DEVICE_CPU;
-            else if (!strncmp(v, "cuda", 4)) {
-                o->device = EMBER_DEVICE_CUDA;
-                o->device_index = v[4] == ':' ? atoi(v + 5) : 0;
-            } else die("unknown device %s", v);
+            if (ember_device_parse(v, &o->device, &o->device_index) != EMBER_OK) die("%s", ember_last_error());
         } else if (!strcmp(a, "--dtype")) {
-            if (!strcmp(v, "fp32")) o->dtype = EMBER_DTYPE_FP32;
-            else if (!strcmp(v, "fp16")) o->dtype = EMBER_DTYPE_FP16;
-            else if (!strcmp(v, "bf16")) o->dtype = EMBER_DTYPE_BF16;
-            else die("unknown dtype %s", v);
+            if (ember_dtype_parse(v, &o->dtype) != EMBER_OK) die("%s", ember_last_error());
         } else if (!strcmp(a, "--pooling")) {
-            if (!strcmp(v, "cls")) o->pooling = EMBER_POOLING_CLS;
-            else if (!strcmp(v, "mean")) o->pooling = EMBER_POOLING_MEAN;
-            else if (!strcmp(v, "max")) o->pooling = EMBER_POOLING_MAX;
-            else if (!strcmp(v, "mean_sqrt_len")) o->pooling = EMBER_POOLING_MEAN_SQRT_LEN;
-            else die("unknown pooling %s", v);
+            if (ember_pooling_parse(v, &o->pooling) != EMBER_OK) die("%s", ember_last_error());
         } else die("unknown option %s", a);
     }
     if (o->device == EMBER_DEVICE_CPU) o->dtype = EMBER_DTYPE_FP32;
