@@ -112,7 +112,8 @@ typedef struct ember_model ember_model;
 typedef enum {
     EMBER_CPU_KERNELS_AUTO = 0, /* the best family the processor runs */
     EMBER_CPU_KERNELS_GENERIC,  /* portable C, OpenBLAS for the products */
-    EMBER_CPU_KERNELS_AVX512    /* AVX-512 F, DQ, BW and VL */
+    EMBER_CPU_KERNELS_AVX512,   /* AVX-512 F, DQ, BW and VL */
+    EMBER_CPU_KERNELS_AVX2      /* AVX2 and FMA (last, so that the values before it stay) */
 } ember_cpu_kernels;
 
 typedef enum {
@@ -148,7 +149,7 @@ typedef struct {
 
 /*
  * Fill *tuning from the environment: EMBER_CPU_KERNELS (auto, generic,
- * avx512), EMBER_CUDA_SYNC (0, 1), EMBER_CUDA_ATTENTION (mma, wmma),
+ * avx2, avx512), EMBER_CUDA_SYNC (0, 1), EMBER_CUDA_ATTENTION (mma, wmma),
  * EMBER_CUDA_GEMM (blas, lt, lt-tune), EMBER_CUDA_FFN_CHUNK (tokens),
  * EMBER_CUDA_PROFILE (0, 1). Unset or empty variables leave their field as
  * it is; a value it does not know is EMBER_ERR_INVALID_ARGUMENT naming the

@@ -144,6 +144,14 @@ Test(api, tuning_from_the_environment) {
     cr_assert_eq(t.cuda_gemm, EMBER_CUDA_GEMM_LT_TUNE);
     cr_assert_eq(t.cuda_ffn_chunk, 37);
     cr_assert_eq(t.cuda_profile, EMBER_SWITCH_OFF);
+    /* every family by name (the enum's values in order: avx2 came last) */
+    const char *const families[] = {"auto", "generic", "avx512", "avx2"};
+    for (int i = 0; i < 4; i++) {
+        setenv("EMBER_CPU_KERNELS", families[i], 1);
+        cr_assert_eq(ember_tuning_from_env(&t), EMBER_OK, "%s", ember_last_error());
+        cr_assert_eq(t.cpu_kernels, (ember_cpu_kernels)i, "EMBER_CPU_KERNELS=%s", families[i]);
+    }
+    setenv("EMBER_CPU_KERNELS", "generic", 1);
     const char *const bad[][3] = {{"EMBER_CUDA_GEMM", "cublaslt", "blas, lt or lt-tune"},
                                   {"EMBER_CUDA_ATTENTION", "flash", "mma or wmma"},
                                   {"EMBER_CUDA_FFN_CHUNK", "4k", "token count"},
@@ -172,6 +180,25 @@ Test(api, tuning_from_the_environment) {
     cr_assert(strstr(info.device_name, "generic"), "%s", info.device_name);
     cr_assert_eq(info.batch_invariant, 0);
     ember_model_free(m);
+    /* AVX2 where the processor has AVX2 and FMA (batch-invariant), an
+     * error naming the family elsewhere */
+    int avx2 = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    p.tuning.cpu_kernels = EMBER_CPU_KERNELS_AVX2;
+    m = NULL;
+    if (avx2) {
+        cr_assert_eq(ember_model_load(TINY_DIR, &p, &m), EMBER_OK, "%s", ember_last_error());
+        ember_model_get_info(m, &info);
+        cr_assert(strstr(info.device_name, "avx2"), "%s", info.device_name);
+        cr_assert_eq(info.batch_invariant, 1);
+        ember_model_free(m);
+    } else {
+        cr_assert_eq(ember_model_load(TINY_DIR, &p, &m), EMBER_ERR_UNSUPPORTED);
+        cr_assert(strstr(ember_last_error(), "avx2"), "%s", ember_last_error());
+    }
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
 }
 

@@ -1,15 +1,16 @@
 /* The CPU ops (src/backend/cpu_ops.c) on odd shapes against plain float64
- * references: sizes that are not multiples of the vector width (16), the
- * register tile (12 x 32), the k block (192) or a row tile (96), head sizes
- * the AVX-512 attention handles and ones it leaves to portable C, sequences
- * of 1..512 tokens. Inputs and outputs are allocated to their exact size,
- * followed by guard values that must stay untouched (and under
- * -DEMBER_SANITIZE=ON, AddressSanitizer sees every stray read).
+ * references: sizes that are not multiples of the vector widths (16 for
+ * AVX-512, 8 for AVX2), the register tiles (12 x 32, 6 x 16), the k blocks
+ * (192, 256) or the row tiles (96, 48), head sizes the SIMD attention
+ * handles and ones it leaves to portable C, sequences of 1..512 tokens.
+ * Inputs and outputs are allocated to their exact size, followed by guard
+ * values that must stay untouched (and under -DEMBER_SANITIZE=ON,
+ * AddressSanitizer sees every stray read).
  *
- * Every test runs on the best kernel family this processor has and, in a
- * test of its own, on the portable one. On a batch-invariant family (the
- * SIMD ones) a row's result must not depend on the rest of its batch, bit
- * for bit. */
+ * Every test runs once per kernel family, each in a test of its own, skipped
+ * where the processor lacks the family's instructions. On a batch-invariant
+ * family (the SIMD ones) a row's result must not depend on the rest of its
+ * batch, bit for bit. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -46,10 +47,28 @@ static void check_guard(const float *p, size_t n, const char *what) {
 /* The family every op of the test runs. */
 static cpu_kernels kern;
 
-static void use_kernels(int generic) {
-    kern = generic ? CPU_KERNELS_GENERIC : cpu_kernels_best();
-    cr_assert_eq(cpu_kernels_check(kern), EMBER_OK, "%s", ember_last_error());
+static void use_kernels(cpu_kernels k) {
+    if (cpu_kernels_check(k) != EMBER_OK) cr_skip_test("%s", ember_last_error());
+    kern = k;
 }
+
+/* Test `name` once per family: name_avx512, name_avx2, name_generic. */
+#define TEST_EACH_FAMILY(name, fn)                                                                                    \
+    TEST_SIMD_FAMILIES(name, fn)                                                                                      \
+    Test(cpu_ops, name##_generic) {                                                                                   \
+        use_kernels(CPU_KERNELS_GENERIC);                                                                             \
+        fn();                                                                                                         \
+    }
+/* ... on the SIMD families only (the batch-invariant ones). */
+#define TEST_SIMD_FAMILIES(name, fn)                                                                                  \
+    Test(cpu_ops, name##_avx512) {                                                                                    \
+        use_kernels(CPU_KERNELS_AVX512);                                                                              \
+        fn();                                                                                                         \
+    }                                                                                                                 \
+    Test(cpu_ops, name##_avx2) {                                                                                      \
+        use_kernels(CPU_KERNELS_AVX2);                                                                                \
+        fn();                                                                                                         \
+    }
 
 /* |got - want| <= atol + rtol |want| everywhere; prints the first mismatch */
 static void expect_close(const float *got, const double *want, size_t n, double atol, double rtol, const char *what) {
@@ -123,28 +142,19 @@ static void linear_case(int32_t T, int32_t K, int32_t N) {
 }
 
 static void linear_shapes(void) {
-    const int32_t Ts[] = {1, 2, 11, 12, 13, 25, 95, 96, 97, 131};
-    const int32_t KNs[][2] = {{1, 1},    {3, 5},     {16, 16},   {15, 17},   {17, 31},  {32, 33},
-                              {64, 64},  {100, 70},  {191, 47},  {192, 96},  {193, 65}, {200, 100},
-                              {384, 48}, {64, 384},  {385, 19},  {40, 1030}};
+    const int32_t Ts[] = {1, 2, 5, 6, 7, 11, 12, 13, 25, 47, 48, 49, 95, 96, 97, 131};
+    const int32_t KNs[][2] = {{1, 1},    {3, 5},    {7, 9},     {16, 16},  {15, 17}, {17, 31},  {32, 33},
+                              {64, 64},  {100, 70}, {191, 47},  {192, 96}, {193, 65}, {200, 100}, {255, 23},
+                              {257, 40}, {384, 48}, {64, 384},  {385, 19}, {520, 8},  {40, 1030}};
     for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++)
         for (size_t j = 0; j < sizeof KNs / sizeof *KNs; j++) linear_case(Ts[i], KNs[j][0], KNs[j][1]);
 }
 
-Test(cpu_ops, linear_odd_shapes) {
-    use_kernels(0);
-    linear_shapes();
-}
-
-Test(cpu_ops, linear_odd_shapes_generic) {
-    use_kernels(1);
-    linear_shapes();
-}
+TEST_EACH_FAMILY(linear_odd_shapes, linear_shapes)
 
 /* The same inside a parallel region of several threads (the backend's
  * orphaned `omp for`), and row by row through linear_rows_cpu. */
-static void linear_threads(int generic) {
-    use_kernels(generic);
+static void linear_threads(void) {
     const int32_t T = 150, K = 200, N = 97;
     float *inp = guarded((size_t)T * K), *w = guarded((size_t)N * K), *bias = guarded((size_t)N);
     float *a = guarded((size_t)T * N), *b = guarded((size_t)T * N), *c = guarded((size_t)T * N);
@@ -167,14 +177,12 @@ static void linear_threads(int generic) {
     free(inp), free(w), free(bias), free(a), free(b), free(c), free(wp), free(want);
 }
 
-Test(cpu_ops, linear_threads) { linear_threads(0); }
-Test(cpu_ops, linear_threads_generic) { linear_threads(1); }
+TEST_EACH_FAMILY(linear_threads, linear_threads)
 
-/* AVX-512: a row's result is the same bits alone, in any batch, on any
- * number of threads. */
-Test(cpu_ops, linear_batch_independent) {
-    use_kernels(0);
-    if (!cpu_kernels_batch_invariant(kern)) cr_skip_test("no batch-invariant kernels on this processor");
+/* The SIMD families: a row's result is the same bits alone, in any batch,
+ * on any number of threads. */
+static void linear_batch_independent(void) {
+    cr_assert(cpu_kernels_batch_invariant(kern), "%s is not marked batch-invariant", cpu_kernels_name(kern));
     const int32_t T = 131, K = 385, N = 70;
     float *inp = guarded((size_t)T * K), *w = guarded((size_t)N * K), *bias = guarded((size_t)N);
     float *all = guarded((size_t)T * N), *one = guarded((size_t)N), *par = guarded((size_t)T * N);
@@ -197,12 +205,13 @@ Test(cpu_ops, linear_batch_independent) {
     free(inp), free(w), free(bias), free(all), free(one), free(par), free(wp);
 }
 
+TEST_SIMD_FAMILIES(linear_batch_independent, linear_batch_independent)
+
 /* ---- activations, LayerNorm ----------------------------------------------------------- */
 
 /* GELU (exact erf) and the tanh form on a dense grid, against float64:
  * within a few ulp, the reference semantics of PyTorch's nn.GELU. */
-static void activations(int generic) {
-    use_kernels(generic);
+static void activations(void) {
     const int32_t N = 200003; /* odd: a masked tail */
     float *x = guarded((size_t)N), *y = guarded((size_t)N), *zero = calloc((size_t)N, sizeof *zero);
     for (int32_t i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (float)(N - 1);
@@ -220,13 +229,11 @@ static void activations(int generic) {
     free(x), free(y), free(zero), free(want);
 }
 
-Test(cpu_ops, activations_match_float64) { activations(0); }
-Test(cpu_ops, activations_match_float64_generic) { activations(1); }
+TEST_EACH_FAMILY(activations_match_float64, activations)
 
 /* LayerNorm (biased variance, eps inside the square root), alone and after
  * bias + residual, for hidden sizes around the vector width. */
-static void layernorms(int generic) {
-    use_kernels(generic);
+static void layernorms(void) {
     const int32_t Cs[] = {1, 7, 16, 17, 31, 64, 100, 384, 385, 768, 1024};
     const int32_t T = 5;
     for (size_t i = 0; i < sizeof Cs / sizeof *Cs; i++) {
@@ -265,8 +272,7 @@ static void layernorms(int generic) {
     }
 }
 
-Test(cpu_ops, layernorm_odd_sizes) { layernorms(0); }
-Test(cpu_ops, layernorm_odd_sizes_generic) { layernorms(1); }
+TEST_EACH_FAMILY(layernorm_odd_sizes, layernorms)
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
@@ -321,10 +327,10 @@ static void attention_case(const int32_t *lens, int32_t S, int32_t NH, int32_t H
     free(qkv), free(bias), free(out), free(want);
 }
 
-static void attentions(int generic) {
-    use_kernels(generic);
-    const int32_t HSs[] = {8, 16, 24, 32, 40, 48, 64, 80, 96, 128};
-    const int32_t Ls[] = {1, 2, 7, 15, 16, 17, 31, 32, 33, 63, 65, 100};
+static void attentions(void) {
+    /* 12 and 20: not a multiple of 8, left to portable C by every family */
+    const int32_t HSs[] = {8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 80, 96, 128};
+    const int32_t Ls[] = {1, 2, 6, 7, 13, 15, 16, 17, 31, 32, 33, 63, 65, 100};
     for (size_t h = 0; h < sizeof HSs / sizeof *HSs; h++) {
         for (size_t l = 0; l < sizeof Ls / sizeof *Ls; l++) {
             const int32_t one[1] = {Ls[l]};
@@ -339,15 +345,13 @@ static void attentions(int generic) {
     attention_case(long_one, 3, 1, 32, 1.0f);
 }
 
-Test(cpu_ops, attention_odd_shapes) { attentions(0); }
-Test(cpu_ops, attention_odd_shapes_generic) { attentions(1); }
+TEST_EACH_FAMILY(attention_odd_shapes, attentions)
 
-/* AVX-512: a sequence's attention output is the same bits alone as packed
- * among others, in any position, on any number of threads. */
-Test(cpu_ops, attention_batch_independent) {
-    use_kernels(0);
-    if (!cpu_kernels_batch_invariant(kern)) cr_skip_test("no batch-invariant kernels on this processor");
-    const int32_t HSs[] = {16, 32, 64, 80};
+/* The SIMD families: a sequence's attention output is the same bits alone
+ * as packed among others, in any position, on any number of threads. */
+static void attention_batch_independent(void) {
+    cr_assert(cpu_kernels_batch_invariant(kern), "%s is not marked batch-invariant", cpu_kernels_name(kern));
+    const int32_t HSs[] = {16, 32, 56, 64, 80};
     for (size_t h = 0; h < sizeof HSs / sizeof *HSs; h++) {
         const int32_t NH = 3, HS = HSs[h], C = NH * HS;
         const int32_t lens[] = {5, 70, 1, 33, 18};
@@ -376,10 +380,11 @@ Test(cpu_ops, attention_batch_independent) {
     }
 }
 
+TEST_SIMD_FAMILIES(attention_batch_independent, attention_batch_independent)
+
 /* ---- embeddings, pooling ------------------------------------------------------------------------ */
 
-static void embed_and_pool(int generic) {
-    use_kernels(generic);
+static void embed_and_pool(void) {
     const int32_t Cs[] = {17, 64, 100};
     for (size_t i = 0; i < sizeof Cs / sizeof *Cs; i++) {
         const int32_t C = Cs[i], V = 11, P = 9, TV = 2, T = 9;
@@ -441,8 +446,7 @@ static void embed_and_pool(int generic) {
     }
 }
 
-Test(cpu_ops, embeddings_and_pooling) { embed_and_pool(0); }
-Test(cpu_ops, embeddings_and_pooling_generic) { embed_and_pool(1); }
+TEST_EACH_FAMILY(embeddings_and_pooling, embed_and_pool)
 
 /* The AVX-512 kernels are compiled for F, DQ, BW and VL (and use
  * instructions of each): they may run only where all four are present, and
@@ -465,4 +469,29 @@ Test(cpu_ops, avx512_only_with_every_extension_the_kernels_use) {
     cr_assert_eq(cpu_kernels_best(), CPU_KERNELS_GENERIC);
 #endif
     cr_assert_eq(cpu_kernels_check(CPU_KERNELS_GENERIC), EMBER_OK);
+}
+
+/* The AVX2 kernels are compiled for AVX2 and FMA, two separate feature bits:
+ * they may run only where both are present, are the best family there
+ * unless AVX-512 is, and asking for them elsewhere is an error naming what
+ * is missing. */
+Test(cpu_ops, avx2_only_with_avx2_and_fma) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    const int avx2 = __builtin_cpu_supports("avx2"), fma = __builtin_cpu_supports("fma");
+    if (avx2 && fma) {
+        cr_assert_eq(cpu_kernels_check(CPU_KERNELS_AVX2), EMBER_OK, "%s", ember_last_error());
+        cr_assert(cpu_kernels_best() == CPU_KERNELS_AVX2 || cpu_kernels_best() == CPU_KERNELS_AVX512,
+                  "a processor with AVX2 and FMA got %s", cpu_kernels_name(cpu_kernels_best()));
+    } else {
+        cr_assert_neq(cpu_kernels_best(), CPU_KERNELS_AVX2, "AVX2 kernels chosen without AVX2 or FMA");
+        cr_assert_eq(cpu_kernels_check(CPU_KERNELS_AVX2), EMBER_ERR_UNSUPPORTED);
+        const char *msg = ember_last_error();
+        cr_assert(strstr(msg, "avx2"), "message: %s", msg);
+        if (!fma) cr_assert(strstr(msg, "fma"), "message: %s", msg);
+    }
+#else
+    cr_assert_eq(cpu_kernels_check(CPU_KERNELS_AVX2), EMBER_ERR_UNSUPPORTED);
+#endif
+    cr_assert_str_eq(cpu_kernels_name(CPU_KERNELS_AVX2), "avx2");
 }

@@ -247,6 +247,7 @@ backend *cpu_backend_create(const bert_config *cfg, const bert_tensors *w, int32
                             ember_cpu_kernels choice, ember_status *st) {
     cpu_kernels kernels = cpu_kernels_best();
     if (choice == EMBER_CPU_KERNELS_GENERIC) kernels = CPU_KERNELS_GENERIC;
+    else if (choice == EMBER_CPU_KERNELS_AVX2) kernels = CPU_KERNELS_AVX2;
     else if (choice == EMBER_CPU_KERNELS_AVX512) kernels = CPU_KERNELS_AVX512;
     else if (choice != EMBER_CPU_KERNELS_AUTO) {
         *st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown CPU kernel family %d", (int)choice);

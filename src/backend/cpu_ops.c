@@ -20,6 +20,7 @@
 static const cpu_isa *isa_of(cpu_kernels k) {
     switch (k) {
 #ifdef EMBER_X86_KERNELS
+    case CPU_KERNELS_AVX2: return &cpu_isa_avx2;
     case CPU_KERNELS_AVX512: return &cpu_isa_avx512;
 #endif
     default: return &cpu_isa_generic;
@@ -33,16 +34,22 @@ static const char *missing_instructions(cpu_kernels k, char *buf, size_t cap) {
     if (k == CPU_KERNELS_GENERIC) return buf;
 #ifdef EMBER_X86_KERNELS
     __builtin_cpu_init();
-    /* every extension the family is compiled for: the compiler uses DQ, BW
-     * and VL instructions too (kmovd, EVEX xmm16-31), which an AVX-512F-only
-     * processor (Xeon Phi) lacks */
-    static const char *const avx512[] = {"avx512f", "avx512dq", "avx512bw", "avx512vl", NULL};
-    const char *const *need = avx512;
-    int have[4] = {__builtin_cpu_supports("avx512f"), __builtin_cpu_supports("avx512dq"),
-                   __builtin_cpu_supports("avx512bw"), __builtin_cpu_supports("avx512vl")};
+    /* every extension the family is compiled for: the AVX-512 compiler output
+     * uses DQ, BW and VL instructions too (kmovd, EVEX xmm16-31), which an
+     * AVX-512F-only processor (Xeon Phi) lacks; AVX2 and FMA are separate
+     * feature bits (AMD's Piledriver has FMA without AVX2) */
+    struct {
+        const char *name;
+        int have;
+    } need[4];
+    int count = 0;
+#define NEED(feature) (need[count].name = feature, need[count++].have = __builtin_cpu_supports(feature))
+    if (k == CPU_KERNELS_AVX2) NEED("avx2"), NEED("fma");
+    else NEED("avx512f"), NEED("avx512dq"), NEED("avx512bw"), NEED("avx512vl");
+#undef NEED
     size_t n = 0;
-    for (int i = 0; need[i]; i++)
-        if (!have[i]) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", need[i]);
+    for (int i = 0; i < count; i++)
+        if (!need[i].have) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", need[i].name);
 #else
     snprintf(buf, cap, "an x86-64 processor (ember's SIMD kernels are x86-64 only)");
 #endif

@@ -3,11 +3,11 @@
  * family to run (as a CUDA op takes its stream last). Shapes use the
  * letters of model/model.h.
  *
- * The kernel families (cpu_isa.h; one file each): portable C, and AVX-512
- * where the processor has it (one binary serves every x86-64 machine); all
- * compute the same fp32 arithmetic to rounding. The caller picks one
- * (cpu_kernels_best, or what ember_model_params says) and passes it to every
- * op; packed weights are laid out for the family that packed them.
+ * The kernel families (cpu_isa.h; one file each): portable C, and AVX2 and
+ * AVX-512 where the processor has them (one binary serves every x86-64
+ * machine); all compute the same fp32 arithmetic to rounding. The caller
+ * picks one (cpu_kernels_best, or what ember_model_params says) and passes it
+ * to every op; packed weights are laid out for the family that packed them.
  *
  * Threading: an op called outside an OpenMP parallel region opens its own
  * (the ops above the "inside a parallel region" line); the ops below it
@@ -23,7 +23,8 @@
 #include "ember.h"
 #include "model/model.h"
 
-typedef enum { CPU_KERNELS_GENERIC = 0, CPU_KERNELS_AVX512, CPU_KERNELS_COUNT } cpu_kernels;
+/* In order of preference: cpu_kernels_best takes the last one the processor runs. */
+typedef enum { CPU_KERNELS_GENERIC = 0, CPU_KERNELS_AVX2, CPU_KERNELS_AVX512, CPU_KERNELS_COUNT } cpu_kernels;
 
 /* The best family this processor runs (decided once per process). */
 cpu_kernels cpu_kernels_best(void);
@@ -70,8 +71,8 @@ void pool_cpu(float *out /* (S, C) */, const float *hidden /* (T, C) */, const i
 
 /* A linear layer's weight w (N, K), as PyTorch stores it, in the layout
  * family k's linear_cpu reads: panels of output features, each (K, panel
- * width), zero-padded to a whole panel (AVX-512), or w unchanged (portable
- * C). Sizes in floats; the packed tensor must be 64-byte aligned. */
+ * width), zero-padded to a whole panel (AVX2, AVX-512), or w unchanged
+ * (portable C). Sizes in floats; the packed tensor must be 64-byte aligned. */
 size_t linear_packed_size(int32_t N, int32_t K, cpu_kernels k);
 void linear_pack(float *packed, const float *w /* (N, K) */, int32_t N, int32_t K, cpu_kernels k);
 

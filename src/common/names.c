@@ -22,6 +22,7 @@ static const name_value POOLINGS[] = {{"default", EMBER_POOLING_DEFAULT},
                                       {"mean_sqrt_len", EMBER_POOLING_MEAN_SQRT_LEN}};
 static const name_value CPU_KERNELS[] = {{"auto", EMBER_CPU_KERNELS_AUTO},
                                          {"generic", EMBER_CPU_KERNELS_GENERIC},
+                                         {"avx2", EMBER_CPU_KERNELS_AVX2},
                                          {"avx512", EMBER_CPU_KERNELS_AVX512}};
 static const name_value CUDA_ATTENTION[] = {{"mma", EMBER_CUDA_ATTENTION_MMA}, {"wmma", EMBER_CUDA_ATTENTION_WMMA}};
 static const name_value CUDA_GEMM[] = {
