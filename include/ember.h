@@ -338,10 +338,31 @@ EMBER_API ember_status ember_encode_sequences(ember_model *model, const ember_se
  */
 
 typedef enum {
-    EMBER_OUTPUT_NPY = 0, /* float32 rows x dim */
-    EMBER_OUTPUT_NPY16,   /* float16 */
-    EMBER_OUTPUT_JSONL    /* one JSON array per line, every float exactly (%.9g) */
+    EMBER_OUTPUT_NPY = 0, /* rows x dim in the precision's dtype */
+    EMBER_OUTPUT_NPY16,   /* the same as NPY with EMBER_PRECISION_FLOAT16 */
+    EMBER_OUTPUT_JSONL    /* one JSON array per line: every float exactly (%.9g), or integers */
 } ember_output_format;
+
+/* What a stored vector is (sentence-transformers' quantize_embeddings):
+ * - INT8 / UINT8: per dimension, v = (x - min) / ((max - min) / 255) in fp32,
+ *   truncated, minus 128 for INT8, with min and max from calibration
+ *   vectors; the same numbers as numpy inside the calibration range (outside
+ *   it ember saturates where numpy's cast wraps around);
+ * - BINARY / UBINARY: the bits x > 0, eight to a byte, the first dimension
+ *   in the high bit (np.packbits), as uint8, or minus 128 as int8. */
+typedef enum {
+    EMBER_PRECISION_FLOAT32 = 0,
+    EMBER_PRECISION_FLOAT16,
+    EMBER_PRECISION_INT8,
+    EMBER_PRECISION_UINT8,
+    EMBER_PRECISION_BINARY,
+    EMBER_PRECISION_UBINARY
+} ember_precision;
+
+/* "float32", "float16", "int8", "uint8", "binary", "ubinary" (what
+ * --precision takes), and back. */
+EMBER_API const char *ember_precision_str(ember_precision precision);
+EMBER_API ember_status ember_precision_parse(const char *s, ember_precision *out);
 
 /* Every row of an output so far (an earlier run's included on a resume). */
 typedef struct {
@@ -384,6 +405,14 @@ typedef struct {
     void *log_user;
     int (*cancel)(void *user); /* nonzero: stop as soon as possible; NULL: never */
     void *cancel_user;
+    int32_t dimensions;      /* > 0: keep the first N dimensions (Matryoshka), L2-normalised
+                                again when the vectors are normalised; 0: all */
+    ember_precision precision; /* what a row is stored as (default FLOAT32) */
+    const char *calibration; /* INT8 / UINT8: the ranges are the per-dimension min and max of
+                                the vectors of this .npy (float32 or float16, the model's or
+                                the output's dimension), or those an earlier run recorded
+                                (its directory or manifest.json); NULL: of the first window
+                                of this run. A resumed run keeps its manifest's ranges. */
 } ember_embed_options;
 
 EMBER_API ember_embed_options ember_embed_default_options(void);
@@ -411,6 +440,71 @@ typedef struct {
  */
 EMBER_API ember_status ember_embed_file(ember_model *const *models, int32_t n_models,
                                         const ember_embed_options *options, ember_embed_result *result);
+
+/* ---- search over stored vectors -------------------------------------------
+ *
+ * Exact top-k by inner product over what ember_embed_file wrote (a directory
+ * of shards with its manifest, or one .npy file), memory-mapped so that the
+ * corpus need not fit in memory, or over a matrix the caller holds. On the
+ * CPU: every core, blocked matrix products on ember's own kernels and a
+ * streaming top-k per query. Compact corpora (ember_precision) are searched
+ * as sentence-transformers does: int8 / uint8 by integer products with the
+ * queries quantized by the corpus's ranges, binary by Hamming similarity
+ * (matching bits); then, when rescore > 0, the best rescore x k candidates
+ * are scored again as the float query against the stored vector (its
+ * integer values, or its bits as 0 / 1), and the best k of those returned.
+ *
+ *     ember_index *ix;
+ *     ember_index_open("vectors/", &ix);
+ *     ember_hit hits[10 * n];
+ *     int32_t found[n];
+ *     ember_search(ix, queries, n, NULL, hits, found);   // k = 10
+ */
+
+typedef struct ember_index ember_index;
+
+/* path: a directory of shards (manifest.json), or a .npy of rows. */
+EMBER_API ember_status ember_index_open(const char *path, ember_index **out);
+/* rows (n_rows x dim float32, row-major) as they are: not copied, so they
+ * must outlive the index. */
+EMBER_API ember_status ember_index_wrap(const float *rows, int64_t n_rows, int32_t dim, ember_index **out);
+EMBER_API void ember_index_free(ember_index *index);
+
+typedef struct {
+    int64_t rows;
+    int32_t dim;               /* of the vectors (after any --dimensions) */
+    ember_precision precision;
+    const char *model_name;    /* the model that made them (NULL when unknown: a bare .npy) */
+    int32_t model_dim;         /* its hidden size (0 when unknown) */
+    int32_t complete;          /* 0: an interrupted run's shards (searched as far as they go) */
+    int32_t n_shards;
+    ember_pooling pooling;     /* how the vectors were pooled (DEFAULT when unknown) */
+    int32_t normalized;        /* 1: L2-normalised (after any cut to dim); 0: not, or unknown */
+} ember_index_info;
+
+EMBER_API ember_status ember_index_get_info(const ember_index *index, ember_index_info *info);
+
+typedef struct {
+    int32_t k;         /* hits per query; default 10 */
+    int32_t n_threads; /* 0: every core */
+    int32_t rescore;   /* compact corpora: rescore this many times k candidates with the
+                          float query (default 4); 0: the compact scores as they are */
+} ember_search_params;
+
+EMBER_API ember_search_params ember_search_default_params(void);
+
+typedef struct {
+    int64_t row;   /* 0-based, in the order the corpus was written */
+    float score;   /* the inner product (after rescoring, for a compact corpus) */
+} ember_hit;
+
+/*
+ * For each of n queries (n x dim floats, the index's dimension), its best k
+ * rows, best first, ties by the lower row: hits[q * k ...], found[q] of them
+ * (k, or every row when the corpus has fewer). params NULL: the defaults.
+ */
+EMBER_API ember_status ember_search(const ember_index *index, const float *queries, int32_t n,
+                                    const ember_search_params *params, ember_hit *hits, int32_t *found);
 
 /* ---- the HTTP server ------------------------------------------------------
  *

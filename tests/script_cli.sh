@@ -63,7 +63,7 @@ expect "missing input file" 1 "/no/such/file.txt: cannot open" -- "$EMBER" embed
 expect "bad --device" 2 "--device: the device must be cpu, cuda, cuda:N" -- "$EMBER" info --model $TINY --device tpu
 expect "bad --threads" 2 "--threads must be an integer" -- "$EMBER" info --model $TINY --threads zero
 expect ".npy to stdout refused" 2 "needs a file" -- "$EMBER" embed --model $TINY --format npy /dev/null
-expect "search without a corpus" 2 "--corpus FILE is required" -- "$EMBER" search --model $TINY -q x
+expect "search without a corpus" 2 "give --vectors PATH or --corpus FILE" -- "$EMBER" search --model $TINY -q x
 expect "cuda without a device" 1 "CUDA|cuda" -- "$EMBER" info --model $TINY --device cuda
 expect "fp16 on the CPU" 1 "fp32 only" -- "$EMBER" info --model $TINY --dtype fp16
 

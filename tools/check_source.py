@@ -26,6 +26,8 @@ ALLOWED = {
     "kernels": {"common", "model", "backend"},
     "api": {"common", "tokenizer", "model", "backend"},
     "pipeline": {"common"},
+    # search reads what the pipeline writes and scores on the CPU backend's kernels
+    "search": {"common", "pipeline", "backend"},
     "server": {"common"},
     "cli": {"common"},
 }

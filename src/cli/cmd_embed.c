@@ -40,6 +40,14 @@ static const char *usage =
     "      --normalize          L2-normalise the vectors (default: as the model says)\n"
     "      --no-normalize       do not\n"
     "      --no-truncate        fail on a text longer than the model's maximum\n"
+    "      --dimensions N       keep the first N dimensions (Matryoshka models), normalised\n"
+    "                           again when the vectors are normalised\n"
+    "      --precision P        float32, float16, int8, uint8, binary or ubinary (sentence-\n"
+    "                           transformers' quantize_embeddings; binary: bits packed 8 a byte)\n"
+    "      --calibration PATH   int8/uint8 ranges: the min and max per dimension of a .npy of\n"
+    "                           vectors, or an earlier run's (its directory, or FILE.ranges.json);\n"
+    "                           default: of the first window of this run (recorded in the\n"
+    "                           manifest, or in OUTPUT.ranges.json beside one file)\n"
     "throughput (none of these changes the output):\n"
     "      --batch N            at most N texts per forward pass (default: as many as\n"
     "                           --max-batch-tokens holds)\n"
@@ -118,6 +126,42 @@ typedef struct {
 
 static int embed_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows);
 
+enum {
+    OPT_SHARDS = 2000,
+    OPT_RESUME,
+    OPT_WINDOW,
+    OPT_TOKTHREADS,
+    OPT_REPLICAS,
+    OPT_PROGRESS,
+    OPT_NOPROGRESS,
+    OPT_DIMENSIONS,
+    OPT_PRECISION,
+    OPT_CALIBRATION
+};
+static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                               {"format", required_argument, 0, 'f'},
+                               {"jsonl", no_argument, 0, 'J'},
+                               {"field", required_argument, 0, 'F'},
+                               {"pooling", required_argument, 0, 'p'},
+                               {"normalize", no_argument, 0, 'N'},
+                               {"no-normalize", no_argument, 0, 'n'},
+                               {"no-truncate", no_argument, 0, 'T'},
+                               {"batch", required_argument, 0, 'b'},
+                               {"quiet", no_argument, 0, 'q'},
+                               {"help", no_argument, 0, 'h'},
+                               {"shard-rows", required_argument, 0, OPT_SHARDS},
+                               {"resume", no_argument, 0, OPT_RESUME},
+                               {"window", required_argument, 0, OPT_WINDOW},
+                               {"tokenizer-threads", required_argument, 0, OPT_TOKTHREADS},
+                               {"replicas", required_argument, 0, OPT_REPLICAS},
+                               {"progress", no_argument, 0, OPT_PROGRESS},
+                               {"no-progress", no_argument, 0, OPT_NOPROGRESS},
+                               {"dimensions", required_argument, 0, OPT_DIMENSIONS},
+                               {"precision", required_argument, 0, OPT_PRECISION},
+                               {"calibration", required_argument, 0, OPT_CALIBRATION},
+                               MODEL_OPTIONS,
+                               {0, 0, 0, 0}};
+
 /* Parse argv into c; 0 to go on, -1 after --help, else the exit status. */
 static int embed_parse(int argc, char **argv, embed_cli *c) {
     memset(c, 0, sizeof *c);
@@ -128,27 +172,6 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
     const char *field = NULL;
     int jsonl_in = 0;
     int32_t shard_rows = 0;
-    enum { OPT_SHARDS = 2000, OPT_RESUME, OPT_WINDOW, OPT_TOKTHREADS, OPT_REPLICAS, OPT_PROGRESS, OPT_NOPROGRESS };
-    static struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                   {"format", required_argument, 0, 'f'},
-                                   {"jsonl", no_argument, 0, 'J'},
-                                   {"field", required_argument, 0, 'F'},
-                                   {"pooling", required_argument, 0, 'p'},
-                                   {"normalize", no_argument, 0, 'N'},
-                                   {"no-normalize", no_argument, 0, 'n'},
-                                   {"no-truncate", no_argument, 0, 'T'},
-                                   {"batch", required_argument, 0, 'b'},
-                                   {"quiet", no_argument, 0, 'q'},
-                                   {"help", no_argument, 0, 'h'},
-                                   {"shard-rows", required_argument, 0, OPT_SHARDS},
-                                   {"resume", no_argument, 0, OPT_RESUME},
-                                   {"window", required_argument, 0, OPT_WINDOW},
-                                   {"tokenizer-threads", required_argument, 0, OPT_TOKTHREADS},
-                                   {"replicas", required_argument, 0, OPT_REPLICAS},
-                                   {"progress", no_argument, 0, OPT_PROGRESS},
-                                   {"no-progress", no_argument, 0, OPT_NOPROGRESS},
-                                   MODEL_OPTIONS,
-                                   {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "o:qhm:", opts, NULL)) != -1) {
         switch (o) {
@@ -183,6 +206,14 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
             break;
         case OPT_PROGRESS: c->progress = 1; break;
         case OPT_NOPROGRESS: c->progress = 0; break;
+        case OPT_DIMENSIONS:
+            if (!parse_int(optarg, "--dimensions", 1, 1 << 20, &c->eo.dimensions)) return 2;
+            break;
+        case OPT_PRECISION:
+            if (ember_precision_parse(optarg, &c->eo.precision) != EMBER_OK)
+                die_usage("embed", "--precision: %s", ember_last_error());
+            break;
+        case OPT_CALIBRATION: c->eo.calibration = optarg; break;
         case 1001:
             c->all_gpus = strcmp(optarg, "cuda:all") == 0;
             if (c->all_gpus) c->mo.params.device = EMBER_DEVICE_CUDA;

@@ -20,6 +20,9 @@ static const name_value POOLINGS[] = {{"default", EMBER_POOLING_DEFAULT},
                                       {"mean", EMBER_POOLING_MEAN},
                                       {"max", EMBER_POOLING_MAX},
                                       {"mean_sqrt_len", EMBER_POOLING_MEAN_SQRT_LEN}};
+static const name_value PRECISIONS[] = {{"float32", EMBER_PRECISION_FLOAT32}, {"float16", EMBER_PRECISION_FLOAT16},
+                                        {"int8", EMBER_PRECISION_INT8},       {"uint8", EMBER_PRECISION_UINT8},
+                                        {"binary", EMBER_PRECISION_BINARY},   {"ubinary", EMBER_PRECISION_UBINARY}};
 static const name_value CPU_KERNELS[] = {{"auto", EMBER_CPU_KERNELS_AUTO},
                                          {"generic", EMBER_CPU_KERNELS_GENERIC},
                                          {"avx2", EMBER_CPU_KERNELS_AVX2},
@@ -54,6 +57,15 @@ static ember_status value_of(const name_value *t, size_t n, const char *s, const
 
 const char *ember_dtype_str(ember_dtype dtype) { return name_of(DTYPES, COUNT(DTYPES), (int)dtype); }
 const char *ember_pooling_str(ember_pooling pooling) { return name_of(POOLINGS, COUNT(POOLINGS), (int)pooling); }
+
+const char *ember_precision_str(ember_precision p) { return name_of(PRECISIONS, COUNT(PRECISIONS), (int)p); }
+
+ember_status ember_precision_parse(const char *s, ember_precision *out) {
+    int v = 0;
+    ember_status st = value_of(PRECISIONS, COUNT(PRECISIONS), s, "the precision", &v);
+    if (st == EMBER_OK) *out = (ember_precision)v;
+    return st;
+}
 
 ember_status ember_dtype_parse(const char *s, ember_dtype *out) {
     int v = 0;

@@ -1,11 +1,16 @@
 /* ember_embed_file (include/ember.h): check the options, describe the run
  * for the manifest, open the output (or pick up the run being resumed), run
  * the stream (pipeline.c), then finish or abandon the output. */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/npy.h"
+#include "common/quantize.h"
+#include "manifest.h"
 #include "pipeline.h"
 #include "sink.h"
 
@@ -37,6 +42,19 @@ static ember_status check_options(ember_model *const *models, int32_t n_models, 
                           "--resume continues a run of shards: give the first run's -o DIR and --shard-rows N");
     ember_model_info first, other;
     ember_model_get_info(models[0], &first);
+    if (o->dimensions < 0 || o->dimensions > first.dim)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "--dimensions %d: the model's vectors have %d", o->dimensions,
+                          first.dim);
+    if (o->precision < EMBER_PRECISION_FLOAT32 || o->precision > EMBER_PRECISION_UBINARY)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown precision %d", (int)o->precision);
+    if (o->format == EMBER_OUTPUT_NPY16 && o->precision != EMBER_PRECISION_FLOAT32 &&
+        o->precision != EMBER_PRECISION_FLOAT16)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "--format npy16 is float16: it takes no --precision %s",
+                          ember_precision_str(o->precision));
+    if (precision_needs_ranges(o->precision) && to_stdout && !o->calibration)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
+                          "--precision %s to stdout needs --calibration: the ranges could be stored nowhere",
+                          ember_precision_str(o->precision));
     for (int32_t i = 1; i < n_models; i++) {
         ember_model_get_info(models[i], &other);
         if (other.dim != first.dim || other.max_length != first.max_length || strcmp(other.dir, first.dir) != 0)
@@ -76,6 +94,66 @@ static sink_identity run_identity(const ember_model_info *info, const ember_embe
     return id;
 }
 
+/* Ranges recorded by an earlier run: its manifest (or directory), or the
+ * description beside a single file (OUT.npy.json, or OUT.npy itself). */
+static ember_status recorded_ranges(const char *path, int32_t d, float *ranges) {
+    embed_manifest m;
+    const size_t n = strlen(path);
+    char npy[4200];
+    snprintf(npy, sizeof npy, "%.*s", (int)(n > 9 && strcmp(path + n - 9, ".npy.json") == 0 ? n - 5 : n), path);
+    struct stat st;
+    const int single = strcmp(npy, path) != 0 || (n > 4 && strcmp(path + n - 4, ".npy") == 0 && stat(path, &st) == 0 &&
+                                                  !S_ISDIR(st.st_mode));
+    ember_status s = single ? sidecar_read(&m, npy) : manifest_read(&m, path);
+    if (s) return s;
+    if (!m.ranges) s = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s records no int8 ranges (%s vectors)", m.path,
+                                  ember_precision_str(m.precision));
+    else if (m.dim != d)
+        s = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s holds ranges of %d dimensions; the output has %d", m.path, m.dim,
+                       d);
+    else memcpy(ranges, m.ranges, 2 * (size_t)d * sizeof *ranges);
+    manifest_free(&m);
+    return s;
+}
+
+/* The int8 / uint8 ranges --calibration names: the min and max of a .npy
+ * of vectors (of the model's dimension, cut as the output is, or of the
+ * output's), or what an earlier run recorded. */
+static ember_status calibration_ranges(const char *path, int32_t D, int32_t d, int normalize, float *ranges) {
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 4, ".npy") != 0) return recorded_ranges(path, d, ranges);
+    npy_file f;
+    ember_status st = npy_map(&f, path);
+    if (st) return st;
+    if (f.type != NPY_F32 && f.type != NPY_F16) { /* compact vectors an earlier run wrote: their ranges */
+        npy_unmap(&f);
+        return recorded_ranges(path, d, ranges);
+    }
+    if ((f.cols != D && f.cols != d) || f.rows < 1) {
+        st = ember_fail(EMBER_ERR_INVALID_ARGUMENT,
+                        "%s: calibration vectors must be float32 or float16 rows of %d (the model's) or %d (the "
+                        "output's) dimensions; it holds %lld x %lld",
+                        path, D, d, (long long)f.rows, (long long)f.cols);
+        npy_unmap(&f);
+        return st;
+    }
+    float *row = malloc((size_t)f.cols * sizeof *row);
+    if (!row) {
+        npy_unmap(&f);
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    ranges_init(ranges, d);
+    for (int64_t i = 0; i < f.rows; i++) {
+        const void *src = (const char *)f.data + (size_t)i * (size_t)f.cols * npy_dtype_size(f.type);
+        dequantize_row(row, src, (int32_t)f.cols, f.type == NPY_F16 ? EMBER_PRECISION_FLOAT16 : EMBER_PRECISION_FLOAT32);
+        if (f.cols != d) vec_truncate(row, row, d, normalize);
+        ranges_update(ranges, row, 1, d);
+    }
+    free(row);
+    npy_unmap(&f);
+    return EMBER_OK;
+}
+
 ember_status ember_embed_file(ember_model *const *models, int32_t n_models, const ember_embed_options *o,
                               ember_embed_result *result) {
     ember_embed_result res;
@@ -100,9 +178,24 @@ ember_status ember_embed_file(ember_model *const *models, int32_t n_models, cons
     so.id = run_identity(&info, o, &ep, window);
     so.log = o->log;
     so.log_user = o->log_user;
+    so.dimensions = o->dimensions;
+    so.normalize = ep.normalize == EMBER_NORMALIZE_ON;
+    so.precision = o->format == EMBER_OUTPUT_NPY16 ? EMBER_PRECISION_FLOAT16 : o->precision;
+    const int32_t d = o->dimensions > 0 ? o->dimensions : info.dim;
+    float *ranges = NULL;
+    if (precision_needs_ranges(so.precision) && o->calibration) {
+        if (!(ranges = malloc(2 * (size_t)d * sizeof *ranges))) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        if ((st = calibration_ranges(o->calibration, info.dim, d, so.normalize, ranges))) {
+            free(ranges);
+            return st;
+        }
+        so.ranges = ranges;
+    }
     sink *out = NULL;
     int complete = 0;
-    if (!sink_open(&out, &so, &complete)) return ember_error_status();
+    const int opened = sink_open(&out, &so, &complete);
+    free(ranges);
+    if (!opened) return ember_error_status();
     uint32_t skip_crc = 0;
     int64_t skip_bytes = 0;
     sink_resume_point(out, &res.resumed_rows, &skip_crc, &skip_bytes, &res.resumed_shards);

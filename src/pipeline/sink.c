@@ -13,25 +13,21 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/half.h"
 #include "common/jsonl.h"
 #include "common/npy.h"
+#include "common/quantize.h"
+#include "manifest.h"
 #include "sink.h"
-
-#define MANIFEST_NAME "manifest.json"
-#define MANIFEST_VERSION 1
-
-typedef struct {
-    char file[64];
-    int64_t rows, bytes;
-    uint32_t crc;
-    int64_t in_bytes;
-    uint32_t in_crc;
-    ember_embed_totals totals; /* of every row up to this shard's end */
-} shard_rec;
 
 struct sink {
     sink_opts o;
-    int32_t dim;
+    int32_t dim;     /* of the rows coming in (the model's) */
+    int32_t out_dim; /* of the rows stored (o.dimensions, or dim) */
+    float *ranges;   /* (2, out_dim) for int8 / uint8, once known */
+    float *rowbuf;   /* a window's rows cut to out_dim */
+    void *qbuf;      /* ... and in the stored precision */
+    size_t rowbuf_rows;
     int to_stdout;
     char path[4096];    /* the file, or the shard directory */
     char target[4200];  /* the file being written, once complete */
@@ -48,11 +44,6 @@ struct sink {
     int64_t resume_rows; /* rows the earlier run had committed */
 };
 
-const char *sink_format_name(ember_output_format f) {
-    return f == EMBER_OUTPUT_NPY16 ? "npy16" : f == EMBER_OUTPUT_JSONL ? "jsonl" : "npy";
-}
-
-static const char *format_ext(ember_output_format f) { return f == EMBER_OUTPUT_JSONL ? "jsonl" : "npy"; }
 
 /* Record an error for ember_last_error(); returns 0, the sink's failure. */
 static int sink_fail(ember_status st, const char *fmt, ...) EMBER_PRINTF(2, 3);
@@ -84,13 +75,6 @@ static void dir_file(char *out, size_t cap, const char *dir, const char *name) {
 
 /* ---- the manifest --------------------------------------------------------------- */
 
-static json_t *totals_json(const ember_embed_totals *t) {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)t->rows, "tokens",
-                     (json_int_t)t->tokens, "empty", (json_int_t)t->empty, "truncated", (json_int_t)t->truncated,
-                     "invalid_utf8", (json_int_t)t->invalid_utf8, "first_truncated", (json_int_t)t->first_truncated,
-                     "first_invalid", (json_int_t)t->first_invalid);
-}
-
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 static int manifest_write(const sink *s, int complete) {
@@ -109,7 +93,7 @@ static int manifest_write(const sink *s, int complete) {
         "ember_embed_manifest", MANIFEST_VERSION, "complete", complete, "input", "path", id->input_path, "size",
         (json_int_t)id->input_size, "mtime", (json_int_t)id->input_mtime, "jsonl_field", str_or_null(id->jsonl_field),
         "model", "name", id->model_name, "dir", id->model_dir, "dim", id->dim, "max_length", id->max_length,
-        "weights_bytes", (json_int_t)id->weights_bytes, "output", "format", sink_format_name(s->o.format),
+        "weights_bytes", (json_int_t)id->weights_bytes, "output", "format", output_format_name(s->o.format),
         "shard_rows", (json_int_t)s->o.shard_rows, "pooling", id->pooling, "normalize", id->normalize, "truncate",
         id->truncate, "device", id->device, "dtype", id->dtype, "shards", shards);
     if (!root) {
@@ -118,6 +102,10 @@ static int manifest_write(const sink *s, int complete) {
     json_object_set_new(root, "batching",
                         json_pack("{s:i, s:i, s:i}", "window", id->window, "max_batch_tokens", id->token_budget,
                                   "batch", id->batch_rows));
+    json_t *out = json_object_get(root, "output");
+    json_object_set_new(out, "precision", json_string(ember_precision_str(s->o.precision)));
+    json_object_set_new(out, "dimensions", json_integer(s->out_dim));
+    if (s->ranges) json_object_set_new(out, "ranges", ranges_json(s->ranges, s->out_dim));
     if (complete) json_object_set_new(root, "totals", totals_json(&s->totals));
     char tmp[4200], final[4200];
     dir_file(final, sizeof final, s->path, MANIFEST_NAME);
@@ -138,14 +126,6 @@ static int json_int_at(json_t *obj, const char *key, int64_t *out) {
     return 1;
 }
 
-static int totals_from_json(json_t *t, ember_embed_totals *out) {
-    return json_is_object(t) && json_int_at(t, "rows", &out->rows) && json_int_at(t, "tokens", &out->tokens) &&
-           json_int_at(t, "empty", &out->empty) && json_int_at(t, "truncated", &out->truncated) &&
-           json_int_at(t, "invalid_utf8", &out->invalid_utf8) &&
-           json_int_at(t, "first_truncated", &out->first_truncated) &&
-           json_int_at(t, "first_invalid", &out->first_invalid);
-}
-
 static int shard_push(sink *s, const shard_rec *r) {
     if (s->n_shards == s->cap_shards) {
         int32_t cap = s->cap_shards ? 2 * s->cap_shards : 64;
@@ -158,6 +138,27 @@ static int shard_push(sink *s, const shard_rec *r) {
     }
     s->shards[s->n_shards++] = *r;
     return 1;
+}
+
+/* What differs from the earlier run without changing the output: notes. */
+static void identity_notes(const sink *s, json_t *root) {
+    const sink_identity *id = &s->o.id;
+    json_t *in = json_object_get(root, "input");
+    json_t *batching = json_object_get(root, "batching");
+    int64_t ow, ot, ob;
+    if (!id->batch_invariant && json_int_at(batching, "window", &ow) &&
+        json_int_at(batching, "max_batch_tokens", &ot) && json_int_at(batching, "batch", &ob) &&
+        (ow != id->window || ot != id->token_budget || ob != id->batch_rows))
+        sink_note(s,
+                  "note: the first run batched with --window %lld --max-batch-tokens %lld --batch %lld, this one "
+                  "with %d, %d, %d: on this backend a text's vector may differ in the last bits with its batch",
+                  (long long)ow, (long long)ot, (long long)ob, id->window, id->token_budget, id->batch_rows);
+    int64_t old_mtime;
+    if (id->input_mtime >= 0 && json_int_at(in, "mtime", &old_mtime) && old_mtime >= 0 && old_mtime != id->input_mtime)
+        sink_note(s,
+                  "note: %s was modified since the first run; its lines already embedded are checked against their "
+                  "recorded crc32",
+                  id->input_path);
 }
 
 /* Compare what the earlier run recorded with this run; 0 (printed) on a
@@ -197,13 +198,32 @@ static int identity_check(const sink *s, json_t *root, const char *mpath) {
     CHECK_INT(model, "dim", id->dim, "the model's dimension");
     CHECK_INT(model, "weights_bytes", id->weights_bytes, "the model's weights (model.safetensors size)");
     CHECK_INT(model, "max_length", id->max_length, "the maximum length (--max-length)");
-    CHECK_STR(out, "format", sink_format_name(s->o.format), "the output format (--format)");
+    CHECK_STR(out, "format", output_format_name(s->o.format), "the output format (--format)");
     CHECK_INT(out, "shard_rows", s->o.shard_rows, "the shard size (--shard-rows)");
     CHECK_STR(out, "pooling", id->pooling, "the pooling (--pooling)");
     CHECK_INT(out, "normalize", id->normalize, "normalisation (--normalize / --no-normalize)");
     CHECK_INT(out, "truncate", id->truncate, "truncation (--no-truncate)");
     CHECK_STR(out, "device", id->device, "the device kind (--device)");
     CHECK_STR(out, "dtype", id->dtype, "the compute dtype (--dtype)");
+    {
+        /* before precisions and dimensions existed: float32 (npy16: float16) at the model's dimension */
+        json_t *p = json_object_get(out, "precision");
+        const char *want = ember_precision_str(s->o.precision);
+        if (!what && p) CHECK_STR(out, "precision", want, "the precision (--precision)");
+        if (!what && !p && s->o.precision != (s->o.format == EMBER_OUTPUT_NPY16 ? EMBER_PRECISION_FLOAT16
+                                                                                 : EMBER_PRECISION_FLOAT32)) {
+            what = "the precision (--precision)";
+            snprintf(was, sizeof was, "%s", s->o.format == EMBER_OUTPUT_NPY16 ? "float16" : "float32");
+            snprintf(now, sizeof now, "%s", want);
+        }
+        if (!what && json_object_get(out, "dimensions"))
+            CHECK_INT(out, "dimensions", s->out_dim, "the dimensions (--dimensions)");
+        if (!what && !json_object_get(out, "dimensions") && s->out_dim != id->dim) {
+            what = "the dimensions (--dimensions)";
+            snprintf(was, sizeof was, "%d", id->dim);
+            snprintf(now, sizeof now, "%d", s->out_dim);
+        }
+    }
     if (!what) {
         json_t *f = json_object_get(in, "jsonl_field");
         const char *old = json_string_value(f);
@@ -229,21 +249,7 @@ static int identity_check(const sink *s, json_t *root, const char *mpath) {
                          "first run, or write to a new directory)",
                          mpath, what, was, now);
     }
-    json_t *batching = json_object_get(root, "batching");
-    int64_t ow, ot, ob;
-    if (!id->batch_invariant && json_int_at(batching, "window", &ow) &&
-        json_int_at(batching, "max_batch_tokens", &ot) && json_int_at(batching, "batch", &ob) &&
-        (ow != id->window || ot != id->token_budget || ob != id->batch_rows))
-        sink_note(s,
-                  "note: the first run batched with --window %lld --max-batch-tokens %lld --batch %lld, this one "
-                  "with %d, %d, %d: on this backend a text's vector may differ in the last bits with its batch",
-                  (long long)ow, (long long)ot, (long long)ob, id->window, id->token_budget, id->batch_rows);
-    int64_t old_mtime;
-    if (id->input_mtime >= 0 && json_int_at(in, "mtime", &old_mtime) && old_mtime >= 0 && old_mtime != id->input_mtime)
-        sink_note(s,
-                  "note: %s was modified since the first run; its lines already embedded are checked against their "
-                  "recorded crc32",
-                  id->input_path);
+    identity_notes(s, root);
     return 1;
 }
 
@@ -282,53 +288,29 @@ static int remove_stale(const sink *s) {
 
 /* Resume: read the manifest, check it, keep the shards that are intact. */
 static int manifest_resume(sink *s, int *complete) {
-    char mpath[4200];
-    dir_file(mpath, sizeof mpath, s->path, MANIFEST_NAME);
-    json_error_t err;
-    json_t *root = json_load_file(mpath, 0, &err);
-    if (!root) {
-        return sink_fail(EMBER_ERR_FORMAT, "%s: cannot read the manifest: %s (line %d)", mpath, err.text, err.line);
+    embed_manifest m;
+    if (manifest_read(&m, s->path) != EMBER_OK) return 0;
+    int ok = 0, damaged = 0;
+    if (!identity_check(s, m.root, m.path)) goto done;
+    if (m.ranges) { /* the earlier run's ranges, whatever this one was given */
+        free(s->ranges);
+        if (!(s->ranges = malloc(2 * (size_t)s->out_dim * sizeof *s->ranges))) goto done;
+        memcpy(s->ranges, m.ranges, 2 * (size_t)s->out_dim * sizeof *s->ranges);
     }
-    int ok = 0;
-    json_t *shards = json_object_get(root, "shards");
-    json_t *ver = json_object_get(root, "ember_embed_manifest");
-    if (!json_is_integer(ver) || json_integer_value(ver) != MANIFEST_VERSION || !json_is_array(shards)) {
-        sink_fail(EMBER_ERR_FORMAT, "%s: not an ember embed manifest of version %d", mpath, MANIFEST_VERSION);
-        goto done;
-    }
-    if (!identity_check(s, root, mpath)) goto done;
-    size_t i;
-    json_t *js;
-    int damaged = 0;
-    json_array_foreach(shards, i, js) {
-        shard_rec r;
-        memset(&r, 0, sizeof r);
-        const char *file = json_string_value(json_object_get(js, "file"));
-        int64_t crc, in_crc;
-        char expect[64];
-        snprintf(expect, sizeof expect, "shard-%05zu.%s", i, format_ext(s->o.format));
-        if (!file || strcmp(file, expect) != 0 || !json_int_at(js, "rows", &r.rows) ||
-            !json_int_at(js, "bytes", &r.bytes) || !json_int_at(js, "crc32", &crc) ||
-            !json_int_at(js, "input_bytes", &r.in_bytes) || !json_int_at(js, "input_crc32", &in_crc) ||
-            !totals_from_json(json_object_get(js, "totals"), &r.totals)) {
-            sink_fail(EMBER_ERR_FORMAT, "%s: shard entry %zu is malformed", mpath, i);
-            goto done;
-        }
-        snprintf(r.file, sizeof r.file, "%s", file);
-        r.crc = (uint32_t)crc;
-        r.in_crc = (uint32_t)in_crc;
+    for (int32_t i = 0; i < m.n_shards; i++) {
+        const shard_rec *r = &m.shards[i];
         char p[4200];
-        dir_file(p, sizeof p, s->path, r.file);
+        dir_file(p, sizeof p, s->path, r->file);
         int64_t bytes = -1;
         uint32_t got = 0;
         int readable = file_sync_crc(p, &bytes, &got);
-        if (!readable || bytes != r.bytes || got != r.crc) {
+        if (!readable || bytes != r->bytes || got != r->crc) {
             sink_note(s, "%s is %s: redoing it and the shards after it", p,
-                      !readable ? "missing" : bytes != r.bytes ? "of the wrong size" : "damaged (crc32 differs)");
+                      !readable ? "missing" : bytes != r->bytes ? "of the wrong size" : "damaged (crc32 differs)");
             damaged = 1;
             break;
         }
-        if (!shard_push(s, &r)) goto done;
+        if (!shard_push(s, r)) goto done;
     }
     if (s->n_shards > 0) {
         const shard_rec *last = &s->shards[s->n_shards - 1];
@@ -337,10 +319,10 @@ static int manifest_resume(sink *s, int *complete) {
         s->in_bytes = last->in_bytes;
     }
     s->resume_rows = s->totals.rows;
-    *complete = json_is_true(json_object_get(root, "complete")) && !damaged;
+    *complete = m.complete && !damaged;
     ok = remove_stale(s) && (*complete || manifest_write(s, 0));
 done:
-    json_decref(root);
+    manifest_free(&m);
     return ok;
 }
 
@@ -394,7 +376,7 @@ static int shard_dir_fresh(sink *s) {
 static int file_begin(sink *s) {
     if (s->o.shard_rows > 0) {
         char name[64];
-        snprintf(name, sizeof name, "shard-%05d.%s", (int)s->n_shards, format_ext(s->o.format));
+        snprintf(name, sizeof name, "shard-%05d.%s", (int)s->n_shards, output_format_ext(s->o.format));
         dir_file(s->target, sizeof s->target, s->path, name);
     } else {
         snprintf(s->target, sizeof s->target, "%s", s->path);
@@ -406,7 +388,8 @@ static int file_begin(sink *s) {
         if (!s->jf) {
             return sink_fail(EMBER_ERR_IO, "%s: cannot create: %s", s->partial, strerror(errno));
         }
-    } else if (npy_open(&s->npy, s->partial, s->dim, s->o.format == EMBER_OUTPUT_NPY16) != EMBER_OK) {
+    } else if (npy_open(&s->npy, s->partial, precision_npy_dtype(s->o.precision),
+                        precision_cols(s->o.precision, s->out_dim)) != EMBER_OK) {
         return 0;
     }
     s->open = 1;
@@ -437,6 +420,11 @@ static int file_commit(sink *s) {
         unlink(s->partial);
         return 0;
     }
+    /* one file of compact vectors: what they are, beside it */
+    if (s->o.shard_rows <= 0 && s->o.precision != EMBER_PRECISION_FLOAT32 && s->o.precision != EMBER_PRECISION_FLOAT16 &&
+        sidecar_write(s->target, s->o.precision, s->out_dim, s->o.id.model_name, s->o.id.dim, s->o.id.pooling,
+                      s->o.id.normalize, s->ranges) != EMBER_OK)
+        return 0;
     if (s->o.shard_rows <= 0) {
         /* the directory holding the file, so that the rename is durable */
         char dir[4200];
@@ -457,11 +445,20 @@ static int file_commit(sink *s) {
     return shard_push(s, &r) && manifest_write(s, 0);
 }
 
-/* One row as "[v0,v1,...]\n" (%.9g: every float back exactly); returns its length. */
-static size_t jsonl_format(char *out, const float *v, int32_t D) {
+/* One stored row as "[v0,v1,...]\n": floats with %.9g (every float back
+ * exactly), integers as they are; returns its length. */
+static size_t jsonl_format(char *out, const void *row, int64_t cols, ember_precision p) {
     size_t n = 0;
     out[n++] = '[';
-    for (int32_t d = 0; d < D; d++) n += (size_t)sprintf(out + n, d ? ",%.9g" : "%.9g", v[d]);
+    for (int64_t k = 0; k < cols; k++) {
+        if (k) out[n++] = ',';
+        switch (precision_npy_dtype(p)) {
+        case NPY_F32: n += (size_t)sprintf(out + n, "%.9g", ((const float *)row)[k]); break;
+        case NPY_F16: n += (size_t)sprintf(out + n, "%.9g", f16_to_f32(((const uint16_t *)row)[k])); break;
+        case NPY_I8: n += (size_t)sprintf(out + n, "%d", ((const int8_t *)row)[k]); break;
+        case NPY_U8: n += (size_t)sprintf(out + n, "%u", ((const uint8_t *)row)[k]); break;
+        }
+    }
     out[n++] = ']';
     out[n++] = '\n';
     return n;
@@ -469,16 +466,18 @@ static size_t jsonl_format(char *out, const float *v, int32_t D) {
 
 /* JSONL rows, formatted in parallel and written in order: printf's %.9g
  * takes ~0.3 us a number, which alone held a GPU run to 9k rows/s. */
-static int jsonl_rows(FILE *f, const float *v, int32_t n, int32_t D) {
+static int jsonl_rows(FILE *f, const void *rows, int32_t n, int64_t cols, ember_precision p) {
     enum { BLOCK = 1024 };
-    const size_t row_cap = (size_t)D * 16 + 4; /* ",-1.23456789e-38" is 16 characters */
+    const size_t row_cap = (size_t)cols * 16 + 4; /* ",-1.23456789e-38" is 16 characters */
+    const size_t row_bytes = (size_t)cols * npy_dtype_size(precision_npy_dtype(p));
     char *buf = malloc(BLOCK * row_cap);
     size_t *lens = malloc(BLOCK * sizeof *lens);
     int ok = buf && lens;
     for (int32_t i0 = 0; ok && i0 < n; i0 += BLOCK) {
         const int32_t k = n - i0 < BLOCK ? n - i0 : BLOCK;
 #pragma omp parallel for schedule(static) if (k >= 64)
-        for (int32_t r = 0; r < k; r++) lens[r] = jsonl_format(buf + (size_t)r * row_cap, v + (size_t)(i0 + r) * D, D);
+        for (int32_t r = 0; r < k; r++)
+            lens[r] = jsonl_format(buf + (size_t)r * row_cap, (const char *)rows + (size_t)(i0 + r) * row_bytes, cols, p);
         for (int32_t r = 0; r < k; r++) fwrite(buf + (size_t)r * row_cap, 1, lens[r], f);
         ok = !ferror(f);
     }
@@ -487,19 +486,61 @@ static int jsonl_rows(FILE *f, const float *v, int32_t n, int32_t D) {
     return ok;
 }
 
+/* n rows of the model's dimension as they are stored: cut to out_dim (and
+ * normalised again), in the output's precision; the ranges of int8 / uint8
+ * taken from these rows when none were given (the first window). */
+static const void *rows_stored(sink *s, const float *v, int32_t n) {
+    const int32_t D = s->dim, d = s->out_dim;
+    const ember_precision p = s->o.precision;
+    if (d == D && p == EMBER_PRECISION_FLOAT32) return v;
+    if ((size_t)n > s->rowbuf_rows) {
+        float *rb = realloc(s->rowbuf, (size_t)n * d * sizeof *rb);
+        if (rb) s->rowbuf = rb;
+        void *qb = realloc(s->qbuf, (size_t)n * precision_row_bytes(p, d));
+        if (qb) s->qbuf = qb;
+        if (!rb || !qb) {
+            sink_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %d rows", n);
+            return NULL;
+        }
+        s->rowbuf_rows = (size_t)n;
+    }
+    const float *t = v;
+    if (d < D) {
+        for (int32_t i = 0; i < n; i++)
+            vec_truncate(s->rowbuf + (size_t)i * d, v + (size_t)i * D, d, s->o.normalize);
+        t = s->rowbuf;
+    }
+    if (p == EMBER_PRECISION_FLOAT32) return t;
+    if (precision_needs_ranges(p) && !s->ranges) {
+        if (!(s->ranges = malloc(2 * (size_t)d * sizeof *s->ranges))) {
+            sink_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+            return NULL;
+        }
+        ranges_init(s->ranges, d);
+        ranges_update(s->ranges, t, n, d);
+        sink_note(s, "%s ranges from the first %d rows of this run (recorded in %s)", ember_precision_str(p), n,
+                  s->o.shard_rows > 0 ? MANIFEST_NAME : "OUTPUT.json beside the output");
+    }
+    quantize_rows(s->qbuf, t, n, d, p, s->ranges);
+    return s->qbuf;
+}
+
 int sink_write(sink *s, const float *vecs, const row_info *info, int32_t n) {
-    const int32_t D = s->dim;
+    const void *stored = rows_stored(s, vecs, n);
+    if (!stored) return 0;
+    const int64_t cols = precision_cols(s->o.precision, s->out_dim);
+    const size_t row_bytes = precision_row_bytes(s->o.precision, s->out_dim);
     for (int32_t i = 0; i < n;) {
         if (!s->to_stdout && !s->open && !file_begin(s)) return 0;
         int32_t take = n - i;
         if (s->o.shard_rows > 0 && s->cur_rows + take > s->o.shard_rows) take = (int32_t)(s->o.shard_rows - s->cur_rows);
-        const float *v = vecs + (size_t)i * D;
+        const char *v = (const char *)stored + (size_t)i * row_bytes;
         if (s->to_stdout || s->o.format == EMBER_OUTPUT_JSONL) {
-            if (!jsonl_rows(s->to_stdout ? stdout : s->jf, v, take, D)) {
+            if (!jsonl_rows(s->to_stdout ? stdout : s->jf, v, take, cols, s->o.precision)) {
                 return sink_fail(EMBER_ERR_IO, "%s: write failed: %s", s->to_stdout ? "<stdout>" : s->partial,
                                  strerror(errno));
             }
-        } else if (npy_write(&s->npy, v, take) != EMBER_OK) {
+        } else if (npy_write_raw(&s->npy, v, take) != EMBER_OK) {
             return 0;
         }
         for (int32_t k = 0; k < take; k++) {
@@ -531,6 +572,14 @@ int sink_open(sink **out, const sink_opts *o, int *already_complete) {
     }
     s->o = *o;
     s->dim = o->id.dim;
+    s->out_dim = o->dimensions > 0 && o->dimensions < s->dim ? o->dimensions : s->dim;
+    if (o->ranges) {
+        if (!(s->ranges = malloc(2 * (size_t)s->out_dim * sizeof *s->ranges))) {
+            sink_free(s);
+            return sink_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        memcpy(s->ranges, o->ranges, 2 * (size_t)s->out_dim * sizeof *s->ranges);
+    }
     s->to_stdout = !o->path || strcmp(o->path, "-") == 0;
     if (s->to_stdout) {
         *out = s;
@@ -597,6 +646,8 @@ void sink_abort(sink *s) {
 
 const ember_embed_totals *sink_get_totals(const sink *s) { return &s->totals; }
 
+const float *sink_ranges(const sink *s) { return s->ranges; }
+
 void sink_committed(const sink *s, int64_t *rows, int32_t *shards) {
     *rows = s->n_shards > 0 ? s->shards[s->n_shards - 1].totals.rows : 0;
     *shards = s->n_shards;
@@ -605,6 +656,9 @@ void sink_committed(const sink *s, int64_t *rows, int32_t *shards) {
 void sink_free(sink *s) {
     if (!s) return;
     sink_abort(s);
+    free(s->ranges);
+    free(s->rowbuf);
+    free(s->qbuf);
     free(s->shards);
     free(s);
 }

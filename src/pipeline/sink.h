@@ -49,6 +49,14 @@ typedef struct {
     sink_identity id;
     ember_log_fn log; /* notes; NULL: the library's log */
     void *log_user;
+    /* what a row becomes (quantize.h): the first `dimensions` (0: all),
+     * normalised again when `normalize`, in `precision`; int8 / uint8 with
+     * these ranges (2 x dimensions), or NULL: those of the first window
+     * written (a resumed run takes its manifest's) */
+    int32_t dimensions;
+    int normalize;
+    ember_precision precision;
+    const float *ranges;
 } sink_opts;
 
 /* Open for writing (and, resuming, check the old run: identity, every shard's
@@ -70,6 +78,7 @@ const ember_embed_totals *sink_get_totals(const sink *s);
 void sink_committed(const sink *s, int64_t *rows, int32_t *shards);
 void sink_free(sink *s);
 
-const char *sink_format_name(ember_output_format f);
+/* The ranges the output uses (2 x its dimension), NULL when none (yet). */
+const float *sink_ranges(const sink *s);
 
 #endif
