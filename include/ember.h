@@ -458,7 +458,7 @@ EMBER_API ember_status ember_embed_file(ember_model *const *models, int32_t n_mo
  *     ember_index_open("vectors/", &ix);
  *     ember_hit hits[10 * n];
  *     int32_t found[n];
- *     ember_search(ix, queries, n, NULL, hits, found);   // k = 10
+ *     ember_search(ix, queries, n, 384, NULL, hits, found);   // k = 10
  */
 
 typedef struct ember_index ember_index;
@@ -499,11 +499,11 @@ typedef struct {
 } ember_hit;
 
 /*
- * For each of n queries (n x dim floats, the index's dimension), its best k
- * rows, best first, ties by the lower row: hits[q * k ...], found[q] of them
- * (k, or every row when the corpus has fewer). params NULL: the defaults.
+ * For each of n queries (n x dim floats; dim must be the index's), its best
+ * k rows, best first, ties by the lower row: hits[q * k ...], found[q] of
+ * them (k, or every row when the corpus has fewer). params NULL: defaults.
  */
-EMBER_API ember_status ember_search(const ember_index *index, const float *queries, int32_t n,
+EMBER_API ember_status ember_search(const ember_index *index, const float *queries, int32_t n, int32_t dim,
                                     const ember_search_params *params, ember_hit *hits, int32_t *found);
 
 /* ---- the HTTP server ------------------------------------------------------

@@ -231,7 +231,7 @@ static int search_vectors(search_cli *c) {
     sp.rescore = c->rescore;
     sp.n_threads = c->mo.params.n_threads;
     if (hits && found) {
-        if (ember_search(ix, q, n, &sp, hits, found) != EMBER_OK) {
+        if (ember_search(ix, q, n, info.dim, &sp, hits, found) != EMBER_OK) {
             cli_fail();
         } else {
             int64_t n_text = 0;
@@ -288,7 +288,7 @@ static int search_corpus(search_cli *c) {
     ember_search_params sp = ember_search_default_params();
     sp.k = c->k;
     sp.n_threads = c->mo.params.n_threads;
-    if (ember_search(ix, qv, n, &sp, hits, found) != EMBER_OK) {
+    if (ember_search(ix, qv, n, D, &sp, hits, found) != EMBER_OK) {
         cli_fail();
         goto done;
     }

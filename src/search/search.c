@@ -284,9 +284,12 @@ static ember_status search_args(const ember_index *ix, const float *queries, int
     return EMBER_OK;
 }
 
-ember_status ember_search(const ember_index *ix, const float *queries, int32_t n, const ember_search_params *params,
-                          ember_hit *hits, int32_t *found) {
+ember_status ember_search(const ember_index *ix, const float *queries, int32_t n, int32_t dim,
+                          const ember_search_params *params, ember_hit *hits, int32_t *found) {
     ember_search_params sp = params ? *params : ember_search_default_params();
+    if (ix && dim != ix->info.dim)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_search: the queries have %d dimensions, the corpus %d", dim,
+                          ix->info.dim);
     ember_status st = search_args(ix, queries, n, &sp, hits, found);
     if (st || n == 0) return st;
     const ember_precision prec = ix->info.precision;
