@@ -489,6 +489,9 @@ typedef struct {
     int32_t n_threads; /* 0: every core */
     int32_t rescore;   /* compact corpora: rescore this many times k candidates with the
                           float query (default 4); 0: the compact scores as they are */
+    const ember_index *rescore_vectors; /* NULL: rescore against the compact vectors as
+                          stored (sentence-transformers' scheme); else against these float
+                          vectors of the same rows (e.g. a float32 run of the same corpus) */
 } ember_search_params;
 
 EMBER_API ember_search_params ember_search_default_params(void);

@@ -262,3 +262,39 @@ Test(search, resumed_shards_search_as_one_run) {
     ember_model_free(m);
     remove_dir(dir);
 }
+
+/* Rescored against the float vectors, with every row a candidate: exactly
+ * the float search's hits, whatever the compact scores were. */
+Test(search, rescore_against_float_vectors) {
+    int64_t n, d, nq, dq;
+    float *corpus = load("corpus.npy", &n, &d), *q = load("queries.npy", &nq, &dq);
+    char *dir = copy_dir(DATA);
+    write_compact(dir, corpus, n, (int32_t)d, EMBER_PRECISION_BINARY);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vectors.npy", dir);
+    ember_index *bits, *floats, *other;
+    cr_assert_eq(ember_index_open(path, &bits), EMBER_OK, "%s", ember_last_error());
+    cr_assert_eq(ember_index_open(DATA "/corpus.npy", &floats), EMBER_OK);
+    json_t *e = expected();
+    ember_hit hits[7 * 5];
+    int32_t found[7];
+    ember_search_params sp = ember_search_default_params();
+    sp.k = 5;
+    sp.rescore = 60; /* 300 candidates: every row */
+    sp.rescore_vectors = floats;
+    cr_assert_eq(ember_search(bits, q, (int32_t)nq, (int32_t)d, &sp, hits, found), EMBER_OK, "%s", ember_last_error());
+    expect_hits(hits, found, (int32_t)nq, 5, json_object_get(json_object_get(json_object_get(e, "k"), "5"), "exact"),
+                "binary rescored against float32");
+    /* vectors of another corpus are refused */
+    cr_assert_eq(ember_index_wrap(corpus, n - 1, (int32_t)d, &other), EMBER_OK);
+    sp.rescore_vectors = other;
+    cr_assert_eq(ember_search(bits, q, 1, (int32_t)d, &sp, hits, found), EMBER_ERR_INVALID_ARGUMENT);
+    cr_assert(strstr(ember_last_error(), "299 x 24"), "%s", ember_last_error());
+    json_decref(e);
+    ember_index_free(other);
+    ember_index_free(bits);
+    ember_index_free(floats);
+    remove_dir(dir);
+    free(corpus);
+    free(q);
+}

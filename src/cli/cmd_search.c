@@ -28,13 +28,15 @@ static const char *usage =
     "  -k, --top N              entries per query (default 3)\n"
     "      --rescore R          compact vectors: rescore R x k candidates with the float\n"
     "                           query (default 4; 0: the compact scores as they are)\n"
+    "      --rescore-vectors P  ... against these float vectors of the same corpus (a float32\n"
+    "                           or float16 run) instead of the compact ones as stored\n"
     "      --json               one JSON line per query instead of text\n" MODEL_OPTIONS_HELP
     "                           (--threads also sets the search's threads)\n"
     "  -h, --help\n";
 
 typedef struct {
     model_opts mo;
-    const char *corpus_path, *vectors, *query_vectors;
+    const char *corpus_path, *vectors, *query_vectors, *rescore_vectors;
     str_list queries;
     int32_t k, rescore;
     int json;
@@ -45,7 +47,7 @@ static int search_parse(int argc, char **argv, search_cli *c) {
     model_opts_init(&c->mo);
     c->k = 3;
     c->rescore = 4;
-    enum { OPT_QUERY_VECTORS = 3000, OPT_RESCORE };
+    enum { OPT_QUERY_VECTORS = 3000, OPT_RESCORE, OPT_RESCORE_VECTORS };
     static const struct option opts[] = {{"corpus", required_argument, 0, 'c'},
                                          {"vectors", required_argument, 0, 'V'},
                                          {"query", required_argument, 0, 'q'},
@@ -53,6 +55,7 @@ static int search_parse(int argc, char **argv, search_cli *c) {
                                          {"query-vectors", required_argument, 0, OPT_QUERY_VECTORS},
                                          {"top", required_argument, 0, 'k'},
                                          {"rescore", required_argument, 0, OPT_RESCORE},
+                                         {"rescore-vectors", required_argument, 0, OPT_RESCORE_VECTORS},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          MODEL_OPTIONS,
@@ -75,6 +78,7 @@ static int search_parse(int argc, char **argv, search_cli *c) {
         case OPT_RESCORE:
             if (!parse_int(optarg, "--rescore", 0, 1000, &c->rescore)) return 2;
             break;
+        case OPT_RESCORE_VECTORS: c->rescore_vectors = optarg; break;
         case 'j': c->json = 1; break;
         case 'h': fputs(usage, stdout); return -1;
         default:
@@ -214,8 +218,12 @@ static void print_results(const search_cli *c, int32_t n, const ember_hit *hits,
 
 /* Search --vectors with the queries; the exit status. */
 static int search_vectors(search_cli *c) {
-    ember_index *ix = NULL;
+    ember_index *ix = NULL, *rv = NULL;
     if (ember_index_open(c->vectors, &ix) != EMBER_OK) return cli_fail();
+    if (c->rescore_vectors && ember_index_open(c->rescore_vectors, &rv) != EMBER_OK) {
+        ember_index_free(ix);
+        return cli_fail();
+    }
     ember_index_info info;
     ember_index_get_info(ix, &info);
     if (!info.complete)
@@ -230,6 +238,7 @@ static int search_vectors(search_cli *c) {
     sp.k = c->k;
     sp.rescore = c->rescore;
     sp.n_threads = c->mo.params.n_threads;
+    sp.rescore_vectors = rv;
     if (hits && found) {
         if (ember_search(ix, q, n, info.dim, &sp, hits, found) != EMBER_OK) {
             cli_fail();
@@ -246,6 +255,7 @@ static int search_vectors(search_cli *c) {
     free(hits);
     free(found);
     ember_index_free(ix);
+    ember_index_free(rv);
     return rc;
 }
 

@@ -75,6 +75,7 @@ static float topk_floor(const topk *t, int32_t cap) { return t->n < cap ? -INFIN
 
 typedef struct {
     const ember_index *ix;
+    const ember_index *rescore_ix; /* float vectors to rescore with, or NULL: ix's own */
     int32_t n, d, kc; /* queries, dimension, candidates kept per query */
     int bits;         /* bit vectors: Hamming similarity */
     cpu_kernels kern;
@@ -222,8 +223,9 @@ static int32_t merge_query(const plan *p, const topk *sets, int nt, int32_t q, c
     qsort(all, (size_t)m, sizeof *all, cand_cmp);
     if (m > p->kc) m = p->kc;
     if (!rescore) return m;
+    const ember_index *from = p->rescore_ix ? p->rescore_ix : p->ix;
     for (int32_t i = 0; i < m; i++) {
-        dequantize_row(row, index_row(p->ix, all[i].row), p->d, p->ix->info.precision);
+        dequantize_row(row, index_row(from, all[i].row), p->d, from->info.precision);
         float s = 0;
         for (int32_t k = 0; k < p->d; k++) s += query[k] * row[k];
         all[i].score = s;
@@ -277,6 +279,14 @@ static ember_status search_args(const ember_index *ix, const float *queries, int
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_search: k must be in 1..%d, got %d", 1 << 20, sp->k);
     if (sp->rescore < 0 || sp->rescore > 1000 || sp->n_threads < 0)
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_search: rescore must be in 0..1000 and threads >= 0");
+    const ember_index *rv = sp->rescore_vectors;
+    if (rv && (rv->info.rows != ix->info.rows || rv->info.dim != ix->info.dim ||
+               (rv->info.precision != EMBER_PRECISION_FLOAT32 && rv->info.precision != EMBER_PRECISION_FLOAT16)))
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
+                          "ember_search: the vectors to rescore with must be float32 or float16 rows of the corpus "
+                          "(%lld x %d); they are %lld x %d of %s",
+                          (long long)ix->info.rows, ix->info.dim, (long long)rv->info.rows, rv->info.dim,
+                          ember_precision_str(rv->info.precision));
     for (int64_t i = 0; i < (int64_t)n * ix->info.dim; i++)
         if (!isfinite(queries[i]))
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_search: query %lld holds a NaN or infinity",
@@ -295,7 +305,7 @@ ember_status ember_search(const ember_index *ix, const float *queries, int32_t n
     const ember_precision prec = ix->info.precision;
     const int compact = prec != EMBER_PRECISION_FLOAT32 && prec != EMBER_PRECISION_FLOAT16;
     const int rescore = compact && sp.rescore > 0;
-    plan p = {.ix = ix, .n = n, .d = ix->info.dim, .kern = cpu_kernels_best()};
+    plan p = {.ix = ix, .rescore_ix = sp.rescore_vectors, .n = n, .d = ix->info.dim, .kern = cpu_kernels_best()};
     p.bits = prec == EMBER_PRECISION_BINARY || prec == EMBER_PRECISION_UBINARY;
     int64_t kc = rescore ? (int64_t)sp.k * sp.rescore : sp.k;
     p.kc = (int32_t)(kc < ix->info.rows ? kc : ix->info.rows);
