@@ -513,7 +513,9 @@ EMBER_API ember_status ember_search(const ember_index *index, const float *queri
  *
  * Hugging Face text-embeddings-inference's routes (POST /embed, /embed_all,
  * /tokenize; GET /info, /health, /metrics) and OpenAI's POST /v1/embeddings
- * (float or base64) over one model. Requests from every connection are
+ * (float or base64) over one model; with stored vectors, POST /search
+ * ({"query": text or [texts], "k": 10, "return_text": false} answered with
+ * [{"id": row, "score": s, "text": line}, ...] per query, best first). Requests from every connection are
  * merged into batches by the model's token budget (max_batch_tokens) and
  * run by one thread that owns the model; parsing, tokenizing and answering
  * run on worker threads; limits answer with TEI's or OpenAI's error shapes.
@@ -545,6 +547,10 @@ typedef struct {
     int32_t tokenization_workers;    /* threads parsing and tokenizing; 0: every online core */
     int64_t payload_limit;           /* bytes of request body; default 2000000 */
     int32_t idle_timeout;            /* seconds before an idle connection is closed; default 60; 0: never */
+    const char *vectors;             /* NULL; else POST /search answers queries over these stored
+                                        vectors (ember_index_open's path), made by this model */
+    const char *corpus;              /* with vectors: the corpus file whose lines /search can return
+                                        (held in memory; its line count must be the vectors' rows) */
 } ember_server_config;
 
 EMBER_API ember_server_config ember_server_default_config(void);

@@ -156,3 +156,95 @@ Test(server_api, bad_configs_are_refused) {
     cr_assert(strstr(ember_last_error(), "no.such.host.invalid"), "%s", ember_last_error());
     ember_model_free(m);
 }
+
+/* POST /search over stored vectors: the hits ember_search gives for the
+ * query embedded as the vectors were, with the corpus's lines. */
+Test(server_api, search_route_over_stored_vectors) {
+    char *dir = copy_dir(TINY_DIR);
+    char corpus[4200], vecs[4200];
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    snprintf(vecs, sizeof vecs, "%s/vectors", dir);
+    FILE *f = fopen(corpus, "w");
+    const char *lines[] = {"the quick brown fox", "lazy dogs sleep all day", "time flies like an arrow",
+                           "fruit flies like a banana", "hello world"};
+    for (int i = 0; i < 5; i++) fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+    ember_model *m = load_model(dir);
+    ember_embed_options o = ember_embed_default_options();
+    o.input = corpus;
+    o.output = vecs;
+    o.format = EMBER_OUTPUT_NPY;
+    o.shard_rows = 2;
+    o.dimensions = 32;                  /* cut: the query must be cut the same way */
+    o.encode.normalize = EMBER_NORMALIZE_ON;
+    cr_assert_eq(ember_embed_file(&m, 1, &o, NULL), EMBER_OK, "%s", ember_last_error());
+    ember_server_config cfg = ember_server_default_config();
+    cfg.port = 0;
+    cfg.tokenization_workers = 1;
+    cfg.vectors = vecs;
+    cfg.corpus = corpus;
+    ember_server *srv;
+    cr_assert_eq(ember_server_start(m, &cfg, &srv), EMBER_OK, "%s", ember_last_error());
+    char *body;
+    cr_assert_eq(http(ember_server_port(srv), "POST", "/search",
+                      "{\"query\": [\"fruit flies like a banana\", \"a fox\"], \"k\": 3, \"return_text\": true}", &body),
+                 200, "%s", body);
+    json_t *got = json_loads(body, 0, NULL);
+    cr_assert(json_is_array(got) && json_array_size(got) == 2, "%s", body);
+    /* the reference: the query embedded, normalised, cut to 32 and normalised again */
+    const char *qs[] = {"fruit flies like a banana", "a fox"};
+    float q[2 * 64];
+    ember_encode_params ep = ember_encode_default_params();
+    ep.normalize = EMBER_NORMALIZE_ON;
+    cr_assert_eq(ember_encode(m, qs, NULL, 2, &ep, q, NULL), EMBER_OK);
+    for (int i = 0; i < 2; i++) {
+        double n2 = 0;
+        for (int k = 0; k < 32; k++) n2 += (double)q[i * 64 + k] * q[i * 64 + k];
+        for (int k = 0; k < 32; k++) q[i * 32 + k] = (float)(q[i * 64 + k] / sqrt(n2));
+    }
+    ember_index *ix;
+    cr_assert_eq(ember_index_open(vecs, &ix), EMBER_OK);
+    ember_hit hits[6];
+    int32_t found[2];
+    ember_search_params sp = ember_search_default_params();
+    sp.k = 3;
+    cr_assert_eq(ember_search(ix, q, 2, 32, &sp, hits, found), EMBER_OK);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *list = json_array_get(got, i);
+        cr_assert_eq(json_array_size(list), 3, "%s", body);
+        for (size_t j = 0; j < 3; j++) {
+            json_t *h = json_array_get(list, j);
+            long long id = json_integer_value(json_object_get(h, "id"));
+            cr_assert_eq(id, hits[i * 3 + j].row, "query %zu hit %zu: %lld vs %lld", i, j, id,
+                         (long long)hits[i * 3 + j].row);
+            cr_assert(fabs(json_number_value(json_object_get(h, "score")) - hits[i * 3 + j].score) < 1e-4);
+            cr_assert_str_eq(json_string_value(json_object_get(h, "text")), lines[id]);
+        }
+    }
+    json_decref(got);
+    free(body);
+    cr_assert_eq(hits[0].row, 3, "the query's own line first");
+    /* a single query: one list; bad k: TEI's validation error */
+    cr_assert_eq(http(ember_server_port(srv), "POST", "/search", "{\"query\": \"hello world\", \"k\": 1}", &body), 200);
+    cr_assert(strstr(body, "[{\"id\":4,") == body, "%s", body);
+    free(body);
+    cr_assert_eq(http(ember_server_port(srv), "POST", "/search", "{\"query\": \"x\", \"k\": 0}", &body), 422);
+    free(body);
+    ember_server_stop(srv);
+    ember_index_free(ix);
+    /* a server without vectors: /search is not there; vectors of another size refused at start */
+    cfg.vectors = NULL;
+    cfg.corpus = NULL;
+    cr_assert_eq(ember_server_start(m, &cfg, &srv), EMBER_OK);
+    cr_assert_eq(http(ember_server_port(srv), "POST", "/search", "{\"query\": \"x\"}", &body), 404);
+    cr_assert(strstr(body, "--vectors"), "%s", body);
+    free(body);
+    ember_server_stop(srv);
+    cfg.vectors = vecs;
+    cfg.corpus = TINY_DIR "/vocab.txt";
+    cr_assert_eq(ember_server_start(m, &cfg, &srv), EMBER_ERR_INVALID_ARGUMENT);
+    cr_assert(strstr(ember_last_error(), "vocab.txt has") && strstr(ember_last_error(), "holds 5 vectors"), "%s",
+              ember_last_error());
+    ember_model_free(m);
+    remove_dir(dir);
+}

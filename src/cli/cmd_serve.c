@@ -33,6 +33,9 @@ static const char *usage =
     "      --api-key KEY                require 'Authorization: Bearer KEY' on the POST routes\n"
     "      --idle-timeout S             close a connection idle this long (default 60; 0: never)\n"
     "      --shutdown-timeout S         wait this long for requests in flight at exit (default 60)\n"
+    "      --vectors PATH               serve POST /search over vectors 'ember embed' stored with\n"
+    "                                   this model ({\"query\": ..., \"k\": 10, \"return_text\": false})\n"
+    "      --corpus FILE                the lines of those vectors, for return_text (held in memory)\n"
     MODEL_OPTIONS_HELP
     "                           (--max-batch-tokens is the token budget of a batch)\n"
     "  -h, --help\n";
@@ -131,6 +134,8 @@ static int serve_parse(int argc, char **argv, model_opts *mo_out, ember_server_c
                                    {"api-key", required_argument, 0, 'k'},
                                    {"idle-timeout", required_argument, 0, 'i'},
                                    {"shutdown-timeout", required_argument, 0, 's'},
+                                   {"vectors", required_argument, 0, 'V'},
+                                   {"corpus", required_argument, 0, 'C'},
                                    {"help", no_argument, 0, 'h'},
                                    MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
@@ -169,6 +174,8 @@ static int serve_parse(int argc, char **argv, model_opts *mo_out, ember_server_c
         case 's':
             if (!parse_int(optarg, "--shutdown-timeout", 0, 1 << 20, shutdown_timeout)) return 2;
             break;
+        case 'V': cfg.vectors = optarg; break;
+        case 'C': cfg.corpus = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
         default:
             if (c == '?' || !model_opts_parse(&mo, c, optarg)) {

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "common/clock.h"
+#include "common/quantize.h"
 #include "server_internal.h"
 
 typedef struct {
@@ -147,6 +148,31 @@ static int parse_tei_options(request *r, json_t *root) {
         request_fail(r, FAIL_VALIDATION, "`prompt_name` is not supported: ember applies no prompts");
         return 0;
     }
+    return 1;
+}
+
+/* POST /search's options: k, return_text; the query is embedded as the
+ * stored vectors were (cut to their dimension, normalised as they are). */
+static int parse_search_options(request *r, json_t *root) {
+    server *s = r->srv;
+    json_t *k = json_object_get(root, "k");
+    r->k = 10;
+    if (k && !json_is_null(k)) {
+        if (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > 1000) {
+            request_fail(r, FAIL_VALIDATION, "`k` must be an integer from 1 to 1000");
+            return 0;
+        }
+        r->k = (int32_t)json_integer_value(k);
+    }
+    if (!get_bool(r, root, "return_text", 0, &r->return_text)) return 0;
+    if (r->return_text && s->corpus.n == 0) {
+        request_fail(r, FAIL_VALIDATION, "`return_text`: the server has no corpus (start it with --corpus FILE)");
+        return 0;
+    }
+    r->truncate = 1;
+    r->truncate_left = 0;
+    r->normalize = s->index_info.normalized;
+    r->dimensions = s->index_info.dim < s->dim ? s->index_info.dim : 0;
     return 1;
 }
 
@@ -366,9 +392,13 @@ void api_parse(request *r) {
         request_fail(r, FAIL_VALIDATION, "the request body must be a JSON object");
         goto done;
     }
-    const char *field = r->route == ROUTE_OPENAI ? "input" : "inputs";
+    if (r->route == ROUTE_SEARCH && !s->index) {
+        request_fail(r, FAIL_NOT_FOUND, "no stored vectors to search: start ember serve with --vectors PATH");
+        goto done;
+    }
+    const char *field = r->route == ROUTE_OPENAI ? "input" : r->route == ROUTE_SEARCH ? "query" : "inputs";
     double t0 = clock_now();
-    int32_t n = parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE, &in);
+    int32_t n = parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE && r->route != ROUTE_SEARCH, &in);
     if (n < 0) goto done;
     r->n = n;
     if (r->route == ROUTE_TOKENIZE) {
@@ -392,6 +422,10 @@ void api_parse(request *r) {
     case ROUTE_EMBED_ALL:
         if (!parse_tei_options(r, root)) goto done;
         r->out = OUT_HIDDEN;
+        break;
+    case ROUTE_SEARCH:
+        if (!parse_search_options(r, root)) goto done;
+        r->out = OUT_POOLED_RAW;
         break;
     default: /* ROUTE_OPENAI */
         if (!parse_openai_options(r, root)) goto done;
@@ -420,12 +454,47 @@ static const float *answer_vector(const request *r, int32_t i, int normalize, fl
     const float *v = r->pooled + (size_t)i * D;
     *d = r->dimensions ? r->dimensions : D;
     if (!r->dimensions || !normalize) return v;
-    double ss = 0;
-    for (int32_t k = 0; k < *d; k++) ss += (double)v[k] * v[k];
-    double norm = sqrt(ss);
-    if (norm < 1e-12) norm = 1e-12; /* torch.nn.functional.normalize's eps */
-    for (int32_t k = 0; k < *d; k++) tmp[k] = (float)(v[k] / norm);
+    vec_truncate(tmp, v, *d, 1);
     return tmp;
+}
+
+/* POST /search's answer into b: per query, its hits as
+ * [{"id", "score", "text"}, ...]; a list of those for a list of queries. */
+static void search_answer(request *r, strbuf *b) {
+    server *s = r->srv;
+    const int32_t d = s->index_info.dim, n = r->n, k = r->k;
+    float *q = malloc((size_t)n * d * sizeof *q);
+    ember_hit *hits = malloc((size_t)n * k * sizeof *hits);
+    int32_t *found = malloc((size_t)n * sizeof *found);
+    ember_search_params sp = ember_search_default_params();
+    sp.k = k;
+    if (!q || !hits || !found) {
+        b->oom = 1;
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            const float *v = r->pooled + (size_t)i * s->dim;
+            vec_truncate(q + (size_t)i * d, v, d, r->normalize);
+        }
+        if (ember_search(s->index, q, n, d, &sp, hits, found) != EMBER_OK) b->oom = 1;
+    }
+    if (r->batch) sb_putc(b, '[');
+    for (int32_t i = 0; i < n && !b->oom; i++) {
+        sb_puts(b, i ? ",[" : "[");
+        for (int32_t j = 0; j < found[i]; j++) {
+            const ember_hit *h = &hits[(size_t)i * k + j];
+            sb_printf(b, "%s{\"id\":%lld,\"score\":%.7g", j ? "," : "", (long long)h->row, (double)h->score);
+            if (r->return_text && h->row < s->corpus.n) {
+                sb_puts(b, ",\"text\":");
+                sb_json_string(b, s->corpus.s[h->row], (size_t)s->corpus.len[h->row]);
+            }
+            sb_putc(b, '}');
+        }
+        sb_putc(b, ']');
+    }
+    if (r->batch) sb_putc(b, ']');
+    free(q);
+    free(hits);
+    free(found);
 }
 
 void api_respond(request *r) {
@@ -459,6 +528,8 @@ void api_respond(request *r) {
             sb_float_array(&b, v, (size_t)d);
         }
         sb_putc(&b, ']');
+    } else if (r->route == ROUTE_SEARCH) {
+        search_answer(r, &b);
     } else if (r->route == ROUTE_EMBED_ALL) {
         sb_putc(&b, '[');
         for (int32_t i = 0; i < r->n && !b.oom; i++) {

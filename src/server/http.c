@@ -118,6 +118,7 @@ static route_id route_of(const char *url, int post) {
         {"/embed_all", ROUTE_EMBED_ALL, ROUTE_NONE},
         {"/tokenize", ROUTE_TOKENIZE, ROUTE_NONE},
         {"/v1/embeddings", ROUTE_OPENAI, ROUTE_NONE},
+        {"/search", ROUTE_SEARCH, ROUTE_NONE},
         {"/embeddings", ROUTE_OPENAI, ROUTE_NONE},
         {"/invocations", ROUTE_EMBED, ROUTE_NONE}, /* SageMaker, as TEI */
         {"/", ROUTE_EMBED, ROUTE_HEALTH},

@@ -39,6 +39,34 @@ static ember_status config_check(ember_server_config *c, const ember_model_info 
                       : c->idle_timeout < 0                                           ? "idle_timeout"
                                                                                       : NULL;
     if (bad) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_server_start: %s is out of range", bad);
+    if (c->corpus && !c->vectors)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "a corpus is for /search: give its vectors too (--vectors)");
+    return EMBER_OK;
+}
+
+/* POST /search's vectors (and their lines): made by this model, pooled as
+ * it pools (the queries are embedded by it, as requests are). */
+static ember_status search_open(ember_server *s) {
+    const ember_server_config *c = &s->cfg;
+    ember_status st = ember_index_open(c->vectors, &s->index);
+    if (st) return st;
+    ember_index_info *ii = &s->index_info;
+    ember_index_get_info(s->index, ii);
+    if (ii->model_name && strcmp(ii->model_name, s->info.name) != 0)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s holds vectors of the model %s; the server runs %s",
+                          c->vectors, ii->model_name, s->info.name);
+    if (ii->dim > s->dim || (ii->model_dim && ii->model_dim != s->dim))
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s holds %d-dim vectors; the model's are %d-dim", c->vectors,
+                          ii->dim, s->dim);
+    if (ii->pooling != EMBER_POOLING_DEFAULT && ii->pooling != s->info.pooling)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s was pooled with %s; the model pools with %s", c->vectors,
+                          ember_pooling_str(ii->pooling), ember_pooling_str(s->info.pooling));
+    if (c->corpus) {
+        if ((st = str_list_read(&s->corpus, c->corpus, 0))) return st;
+        if (s->corpus.n != ii->rows)
+            return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s has %d lines but %s holds %lld vectors", c->corpus,
+                              s->corpus.n, c->vectors, (long long)ii->rows);
+    }
     return EMBER_OK;
 }
 
@@ -48,6 +76,8 @@ static void server_free(ember_server *s) {
     batcher_stop(s);
     workers_stop(s);
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    ember_index_free(s->index);
+    str_list_free(&s->corpus);
     metrics_free(&s->metrics);
     free(s);
 }
@@ -72,6 +102,10 @@ ember_status ember_server_start(ember_model *model, const ember_server_config *c
      * splits a batch the server made */
     s->max_batch_tokens = s->info.max_batch_tokens;
     metrics_init(&s->metrics, s->max_input_length);
+    if (s->cfg.vectors && (st = search_open(s))) {
+        server_free(s);
+        return st;
+    }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     char port[16];

@@ -28,6 +28,7 @@
 #include "ember.h"
 #include "errors.h"
 #include "metrics.h"
+#include "common/vec.h"
 #include "strbuf.h"
 
 struct MHD_Connection;
@@ -38,6 +39,7 @@ typedef enum {
     ROUTE_EMBED_ALL,  /* POST /embed_all */
     ROUTE_TOKENIZE,   /* POST /tokenize */
     ROUTE_OPENAI,     /* POST /v1/embeddings (also /embeddings) */
+    ROUTE_SEARCH,     /* POST /search (with stored vectors) */
     ROUTE_INFO,       /* GET /info */
     ROUTE_HEALTH,     /* GET /health (also / and /ping) */
     ROUTE_METRICS,    /* GET /metrics */
@@ -81,6 +83,8 @@ typedef struct request {
     int batch; /* `inputs` was a list (TEI's method="batch") */
     int normalize, truncate, truncate_left, add_special, base64;
     int32_t dimensions; /* 0: the model's */
+    int32_t k;          /* /search: hits per query */
+    int return_text;    /* /search: the corpus's lines too */
     out_kind out;
     job_kind job;
     struct request *next_job;
@@ -112,6 +116,9 @@ typedef struct ember_server {
     int listen_fd; /* after a drain, the listening socket to close (-1: none) */
     int32_t port;
     metrics metrics;
+    ember_index *index;     /* POST /search's vectors, or NULL */
+    ember_index_info index_info;
+    str_list corpus;        /* their lines (n == 0: none) */
     atomic_int in_flight;
     atomic_int draining;  /* SIGTERM came: refuse new requests */
     atomic_int unhealthy; /* the last forward pass failed */
