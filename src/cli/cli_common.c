@@ -63,6 +63,7 @@ int model_opts_parse(model_opts *o, int id, const char *arg) {
     case 1004: return parse_int(arg, "--max-batch-tokens", 1, 1 << 24, &o->params.max_batch_tokens);
     case 1005: return parse_int(arg, "--max-length", 3, 1 << 20, &o->params.max_length);
     case 1006: o->verbose = 1; return 1;
+    case 1007: o->params.revision = arg; return 1;
     }
     return 0;
 }
@@ -71,6 +72,7 @@ ember_model *model_opts_load(const model_opts *o) {
     ember_log_set(log_to_stderr, NULL);
     if (!o->verbose) ember_log_set(NULL, NULL);
     ember_model *m = NULL;
+    if (!pull_if_missing(o->model_dir, o->params.revision)) return NULL;
     ember_status st = ember_model_load(o->model_dir, &o->params, &m);
     if (st != EMBER_OK) {
         fprintf(stderr, "ember: error: cannot load model: %s\n", ember_last_error());

@@ -32,6 +32,7 @@ static const char *usage =
     "      --shutdown-timeout S         wait this long for requests in flight at exit (default 60)\n"
     MODEL_OPTIONS_HELP
     "                           (--max-batch-tokens is the token budget of a batch)\n"
+    "      --model-id ID        the same as --model (text-embeddings-inference's spelling)\n"
     "  -h, --help\n";
 
 static int parse_long(const char *s, const char *what, long lo, long hi, long *out) {
@@ -81,6 +82,7 @@ int cmd_serve(int argc, char **argv) {
                                    {"idle-timeout", required_argument, 0, 'i'},
                                    {"shutdown-timeout", required_argument, 0, 's'},
                                    {"help", no_argument, 0, 'h'},
+                                   {"model-id", required_argument, 0, 1000}, /* TEI's spelling of --model */
                                    MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
     int c;
