@@ -620,7 +620,11 @@ static ember_status http_open(hub_http *x, const hub_repo *r, const char *url, l
     if (r->env->token[0] && same_origin(url, r->env->endpoint)) {
         char line[1200];
         snprintf(line, sizeof line, "Authorization: Bearer %s", r->env->token);
-        x->headers = curl_slist_append(x->headers, line);
+        if (!(x->headers = curl_slist_append(NULL, line))) {
+            curl_easy_cleanup(x->c);
+            x->c = NULL;
+            return hub_fail(r, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        }
     }
     return EMBER_OK;
 }
@@ -674,8 +678,8 @@ static ember_status status_error(hub_repo *r, const hub_headers *h, const char *
         return hub_fail(r, EMBER_ERR_IO,
                         "%s: access denied by %s (HTTP %ld%s): the model is gated or private; %s %s/%s", what,
                         r->env->endpoint, h->status, detail,
-                        r->env->token[0] ? "the token in HF_TOKEN may not read it: accept its terms, with the account "
-                                           "the token belongs to, at"
+                        r->env->token[0] ? "the token (HF_TOKEN, or the one `hf auth login` saved) may not read it: "
+                                           "accept its terms, with the account the token belongs to, at"
                                          : "set HF_TOKEN to a token of an account that may read it, after accepting "
                                            "its terms at",
                         r->env->endpoint, r->id);
@@ -952,7 +956,8 @@ static ember_status download_blob(hub_repo *r, const char *file, const char *url
         if (d.write_errno)
             st = hub_fail(r, EMBER_ERR_IO, "%s: cannot write %s: %s", file, part, strerror(d.write_errno));
         else if (d.cancelled)
-            st = hub_fail(r, EMBER_ERR_IO, "%s: download stopped after %s; run again to resume", file, got);
+            st = hub_fail(r, EMBER_ERR_IO, "%s: download stopped after %s; run again to %s", file, got,
+                          want_sha256 ? "resume" : "retry");
         else if (d.range_bad)
             st = hub_fail(r, EMBER_ERR_FORMAT, "%s: asked to resume at byte %lld, the server sent '%s'", file,
                           (long long)d.have, x.h.content_range);
