@@ -2,13 +2,17 @@
  * ember_model_load given an id): caches laid out here by hand as
  * huggingface_hub lays them out, the environment variables that place the
  * cache, bare names, revisions, incomplete snapshots, bad ids, and the
- * errors when the hub is unreachable or off limits. Downloads against a hub
- * on loopback, and the real huggingface_hub, are tests/script_hub.sh. */
+ * errors when the hub is unreachable or off limits; ember_hub_pull's progress
+ * callback, cancelling and resuming, against tests/hub/fake_hub.py. The
+ * downloads' other cases, and the real huggingface_hub, are
+ * tests/script_hub.sh. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -344,5 +348,111 @@ Test(hub, unreachable_hub) {
     setenv("HF_TOKEN", "hf_abc\r\nX-Injected: 1", 1); /* never becomes a header */
     cr_expect_eq(ember_hub_pull("ember-test/absent", NULL, NULL, NULL, dir, sizeof dir), EMBER_ERR_INVALID_ARGUMENT);
     cr_expect(strstr(ember_last_error(), "HF_TOKEN"), "%s", ember_last_error());
+    remove_dir(cache);
+}
+
+/* ---- ember_hub_pull against tests/hub/fake_hub.py ------------------------------------ */
+
+static pid_t hub_pid;
+
+/* Start the fake hub; its endpoint into endpoint[cap] (skips without python3). */
+static void fake_hub_start(char *endpoint, size_t cap) {
+    if (system("python3 -c 'import http.server' >/dev/null 2>&1") != 0) {
+        const char *req = getenv("EMBER_REQUIRE_WEIGHTS");
+        if (req && strcmp(req, "1") == 0) cr_assert_fail("python3 is missing (EMBER_REQUIRE_WEIGHTS=1)");
+        cr_skip_test("python3 is missing");
+    }
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    hub_pid = fork();
+    cr_assert_geq(hub_pid, 0);
+    if (hub_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("python3", "python3", SRC_PATH("tests/hub/fake_hub.py"), (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[256] = "";
+    cr_assert(fgets(line, sizeof line, f), "the fake hub did not start");
+    fclose(f);
+    cr_assert(strncmp(line, "HF_ENDPOINT=", 12) == 0, "%s", line);
+    line[strcspn(line, "\n")] = '\0';
+    snprintf(endpoint, cap, "%s", line + 12);
+}
+
+static void fake_hub_stop(void) {
+    if (hub_pid > 0) {
+        kill(hub_pid, SIGTERM);
+        waitpid(hub_pid, NULL, 0);
+        hub_pid = 0;
+    }
+}
+
+typedef struct {
+    int calls, completed, bad, cancel_weights;
+    int64_t first_done, last_done, total;
+    char last_file[256], files_done[1024];
+} progress_log;
+
+static int on_progress(const char *file, int32_t idx, int32_t count, int64_t done, int64_t total, void *user) {
+    progress_log *l = user;
+    if (strcmp(file, l->last_file) != 0) { /* a new file */
+        snprintf(l->last_file, sizeof l->last_file, "%s", file);
+        l->last_done = -1;
+        if (strcmp(file, "model.safetensors") == 0) l->first_done = done;
+    }
+    if (idx < 1 || idx > count || done < l->last_done || (total >= 0 && done > total)) l->bad++;
+    l->last_done = done;
+    l->calls++;
+    if (total >= 0 && done == total) {
+        l->completed++;
+        strncat(l->files_done, file, sizeof l->files_done - strlen(l->files_done) - 2);
+        strcat(l->files_done, ",");
+        if (strcmp(file, "model.safetensors") == 0) l->total = total;
+    }
+    return l->cancel_weights && strcmp(file, "model.safetensors") == 0 && done > 0;
+}
+
+Test(hub, pull_progress_cancel_and_resume, .fini = fake_hub_stop) {
+    clean_env();
+    char endpoint[128], dir[4096], part[4096];
+    fake_hub_start(endpoint, sizeof endpoint);
+    setenv("HF_ENDPOINT", endpoint, 1);
+    char *cache = temp_dir();
+    setenv("HF_HUB_CACHE", cache, 1);
+    struct stat weights;
+    cr_assert_eq(stat(TINY_DIR "/model.safetensors", &weights), 0);
+
+    /* stopped by the callback in the middle of the weights */
+    progress_log a = {.cancel_weights = 1};
+    expect_error(ember_hub_pull("ember-test/tiny-bert", NULL, on_progress, &a, dir, sizeof dir), EMBER_ERR_IO,
+                 "ember-test/tiny-bert", "main", cache, "model.safetensors: download stopped after");
+    cr_expect(strstr(ember_last_error(), "resume"), "%s", ember_last_error());
+    cr_expect_eq(a.bad, 0, "progress out of order");
+    cr_expect_str_eq(a.files_done, "config.json,tokenizer_config.json,vocab.txt,");
+    expect_error(ember_hub_resolve("ember-test/tiny-bert", NULL, dir, sizeof dir), EMBER_ERR_IO, "ember-test/tiny-bert",
+                 "main", cache, NULL);
+    snprintf(part, sizeof part, "%s/models--ember-test--tiny-bert/blobs", cache);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "test \"$(cat %s/*.incomplete | wc -c)\" -gt 0", part);
+    cr_expect_eq(system(cmd), 0, "no partial download kept to resume");
+
+    /* resumed: only the weights are fetched, from where they stopped */
+    progress_log b = {0};
+    cr_assert_eq(ember_hub_pull("ember-test/tiny-bert", NULL, on_progress, &b, dir, sizeof dir), EMBER_OK, "%s",
+                 ember_last_error());
+    cr_expect_eq(b.bad, 0, "progress out of order");
+    cr_expect_str_eq(b.files_done, "model.safetensors,");
+    cr_expect_gt(b.first_done, 0, "the download started over instead of resuming");
+    cr_expect_eq(b.total, (int64_t)weights.st_size);
+    char want[4096];
+    cr_assert_eq(ember_hub_resolve("ember-test/tiny-bert", NULL, want, sizeof want), EMBER_OK);
+    cr_expect_str_eq(dir, want);
+    ember_model *m = load_model("ember-test/tiny-bert");
+    ember_model_free(m);
+    fake_hub_stop();
     remove_dir(cache);
 }

@@ -30,6 +30,7 @@ import http.server
 import json
 import os
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -314,6 +315,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # a client that hangs up (a cancelled or killed download) is no error of the hub's
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def dir_files(path):

@@ -334,7 +334,7 @@ def test_errors_are_clear():
 def test_gated_model():
     with FakeHub() as hub, Cache() as cache:
         repo = hub.repos["ember-test/gated"]
-        for token, hint in ((None, "set HF_TOKEN"), ("hf_wrong", "the token in HF_TOKEN may not read it")):
+        for token, hint in ((None, "set HF_TOKEN"), ("hf_wrong", "the token (HF_TOKEN, or the one `hf auth login` saved) may not read it")):
             extra = {"HF_TOKEN": token} if token else {}
             p = ember("pull", "ember-test/gated", env=cache.env(hub, **extra), ok=False)
             assert_names(p.stderr, "ember-test/gated", "main", cache)
