@@ -166,12 +166,15 @@ typedef struct {
                                  0: 4096 on the CPU, 32768 on a GPU */
     int32_t max_length;       /* 0: the model's own limit; otherwise min(this, model's) */
     ember_tuning tuning;      /* all zero: the defaults */
+    const char *revision;     /* a model loaded by hub id: branch, tag or commit (NULL: "main") */
 } ember_model_params;
 
 EMBER_API ember_model_params ember_model_default_params(void);
 
 /* Load a Hugging Face model directory as published (config.json,
- * model.safetensors, tokenizer files, sentence-transformers configs). */
+ * model.safetensors, tokenizer files, sentence-transformers configs).
+ * A `dir` that does not exist but reads as a hub id ("org/name", "name") is
+ * a model by name: see "models by name" below. */
 EMBER_API ember_status ember_model_load(const char *dir, const ember_model_params *params, ember_model **out);
 EMBER_API void ember_model_free(ember_model *model);
 
@@ -580,6 +583,56 @@ EMBER_API float ember_cosine(const float *a, const float *b, int32_t dim);
 
 /* How many CUDA devices the backend sees; -1 when ember is built without CUDA. */
 EMBER_API int32_t ember_cuda_device_count(void);
+
+/* ---- models by name: the Hugging Face Hub and its cache -------------------
+ *
+ * Wherever ember takes a model directory it also takes a Hugging Face model
+ * id as users type it: "sentence-transformers/all-MiniLM-L6-v2",
+ * "BAAI/bge-small-en-v1.5", or a bare "all-MiniLM-L6-v2", tried as
+ * sentence-transformers does: "sentence-transformers/<name>", then "<name>".
+ * A path that exists is always read as a directory.
+ *
+ * Models are found in, and downloaded into, the cache huggingface_hub uses,
+ * in its layout ($HF_HUB_CACHE, else $HF_HOME/hub, else
+ * ~/.cache/huggingface/hub: models--org--name/{refs,snapshots,blobs}), so
+ * that ember, huggingface_hub, transformers and sentence-transformers share
+ * one copy. Environment, as huggingface_hub reads it: HF_ENDPOINT (default
+ * https://huggingface.co), HF_TOKEN (gated and private models; else the file
+ * `hf auth login` writes), HF_HUB_OFFLINE=1 (never connect),
+ * HF_HUB_ETAG_TIMEOUT and HF_HUB_DOWNLOAD_TIMEOUT (seconds without progress
+ * before giving up; default 10).
+ *
+ * A revision is a branch, a tag or a commit hash; NULL or "" is "main".
+ */
+
+/* A download's progress: `file` (the index-th of the count files the model
+ * needs, from 1) has `done` of `total` bytes (total < 0: unknown). Called as
+ * data arrives and when the file is complete; files already cached are not
+ * reported. Return nonzero to stop: the pull then fails, and a later one
+ * resumes the file where it stopped. */
+typedef int (*ember_hub_progress_fn)(const char *file, int32_t index, int32_t count, int64_t done,
+                                     int64_t total, void *user);
+
+/* The local directory of model `id` at `revision`, from the cache only (it
+ * never connects): the snapshot path goes into dir[cap]. EMBER_ERR_IO when
+ * the model, the revision or a file the model needs is not cached (the
+ * message names the id, the revision, the cache directory and what to run),
+ * EMBER_ERR_INVALID_ARGUMENT when `id` is not a model id,
+ * EMBER_ERR_BUFFER_TOO_SMALL when the path does not fit in cap bytes. */
+EMBER_API ember_status ember_hub_resolve(const char *id, const char *revision, char *dir, size_t cap);
+
+/* Ask the hub which commit `revision` is now, download the files the model
+ * needs that the cache lacks (config, safetensors weights, sharded ones too,
+ * tokenizer files, sentence-transformers configs and module folders), then
+ * resolve as ember_hub_resolve. An interrupted download resumes where it
+ * stopped; LFS files are checked against their sha256; a lock per file
+ * keeps processes pulling the same model from writing the same file; a file
+ * appears in the snapshot only once it is complete and checked. `progress`
+ * may be NULL. With HF_HUB_OFFLINE set this is ember_hub_resolve. */
+EMBER_API ember_status ember_hub_pull(const char *id, const char *revision, ember_hub_progress_fn progress,
+                                      void *user, char *dir, size_t cap);
+
+/* ---- end of models by name ------------------------------------------------ */
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,9 @@
 
 #include "backend/backend.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "ember_internal.h"
+#include "model/hub.h"
 
 ember_model_params ember_model_default_params(void) {
     ember_model_params p;
@@ -55,6 +57,14 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_load: unknown device %d", (int)p.device);
     if (p.dtype != EMBER_DTYPE_FP32 && p.dtype != EMBER_DTYPE_FP16 && p.dtype != EMBER_DTYPE_BF16)
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_load: unknown dtype %d", (int)p.dtype);
+    /* Not a path but a model id ("org/name"): the Hugging Face cache, then the hub. */
+    char hub_dir[4096], hub_id[256] = "";
+    if (dir && !file_exists(dir) && hub_is_id(dir)) {
+        ember_status hs = hub_locate(dir, p.revision, HUB_CACHE_THEN_PULL, NULL, NULL, hub_dir, sizeof hub_dir, hub_id,
+                                     sizeof hub_id);
+        if (hs) return hs;
+        dir = hub_dir;
+    }
     ember_model *m = calloc(1, sizeof *m);
     if (!m) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     ember_status st = model_files_open(&m->files, dir);
@@ -64,7 +74,7 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
     }
     if ((st = tokenizer_load_dir(&m->tok, dir))) goto fail;
     m->tok.lowercase_input = m->files.lowercase_input;
-    snprintf(m->name, sizeof m->name, "%s", base_name(dir));
+    snprintf(m->name, sizeof m->name, "%s", hub_id[0] ? hub_id : base_name(dir));
     const bert_config *c = &m->files.cfg;
     if (m->tok.n_ids > c->V) {
         st = ember_fail(EMBER_ERR_FORMAT, "%s: the tokenizer has %d ids but the model's vocab_size is %d", dir,

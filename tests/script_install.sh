@@ -40,7 +40,7 @@ export PKG_CONFIG_PATH="$LIB/pkgconfig"
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Werror examples/nearest_pair.c $(pkg-config --cflags --libs ember) -o "$T/np_shared" \
     2> "$T/cc.log" || fail "cc with pkg-config: $(cat "$T/cc.log")"
-static_libs="-L$LIB -l:libember.a $(pkg-config --variable=static_deps ember) $(pkg-config --libs libutf8proc jansson libmicrohttpd zlib)"
+static_libs="-L$LIB -l:libember.a $(pkg-config --variable=static_deps ember) $(pkg-config --libs libutf8proc jansson libmicrohttpd zlib libcurl)"
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Werror examples/nearest_pair.c $(pkg-config --cflags ember) $static_libs -o "$T/np_static" \
     2> "$T/cc.log" || fail "cc with libember.a: $(cat "$T/cc.log")"

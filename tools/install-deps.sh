@@ -10,6 +10,7 @@ pkgs=(
   libcriterion-dev      # tests
   zlib1g-dev            # .gz input
   libmicrohttpd-dev     # ember serve
+  libcurl4-openssl-dev  # models by name: downloads from the Hugging Face Hub
   python3-venv          # ember serve's tests install the openai client into a venv
   wrk                   # ember serve's load bench (bench/server/run.sh)
 )

@@ -21,6 +21,7 @@ int cmd_search(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 /* Options every model-using command takes. */
 typedef struct {
@@ -34,10 +35,13 @@ typedef struct {
     {"model", required_argument, 0, 1000}, {"device", required_argument, 0, 1001},                                  \
         {"dtype", required_argument, 0, 1002}, {"threads", required_argument, 0, 1003},                             \
         {"max-batch-tokens", required_argument, 0, 1004}, {"max-length", required_argument, 0, 1005},               \
-        {"verbose", no_argument, 0, 1006}
+        {"verbose", no_argument, 0, 1006}, {"revision", required_argument, 0, 1007}
 
 #define MODEL_OPTIONS_HELP                                                                                          \
-    "  -m, --model DIR          model directory (default: $EMBER_MODEL or weights/all-MiniLM-L6-v2)\n"             \
+    "  -m, --model DIR|ID       model directory, or Hugging Face model id (org/name) from the\n"                   \
+    "                           Hugging Face cache, downloaded when missing\n"                                   \
+    "                           (default: $EMBER_MODEL or weights/all-MiniLM-L6-v2)\n"                           \
+    "      --revision R         branch, tag or commit of a model id (default: main)\n"                            \
     "      --device D           cpu, cuda, cuda:N or auto (default: cpu)\n"                                        \
     "      --dtype T            fp32, fp16 or bf16 (default: fp32; the CPU runs fp32 only)\n"                      \
     "      --threads N          CPU threads (default: every core)\n"                                                \
@@ -50,6 +54,10 @@ void model_opts_init(model_opts *o);
 int model_opts_parse(model_opts *o, int id, const char *arg);
 /* Load the model, printing a clear error; NULL on failure. */
 ember_model *model_opts_load(const model_opts *o);
+/* A --model that is no path: find it in the Hugging Face cache or download
+ * it, with a progress bar on a terminal (cmd_pull.c). 0 after printing an
+ * error; 1 otherwise (also when `model` is no id: loading then says why). */
+int pull_if_missing(const char *model, const char *revision);
 
 int parse_int(const char *s, const char *what, long lo, long hi, int32_t *out);
 void die_usage(const char *cmd, const char *fmt, ...);

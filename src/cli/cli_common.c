@@ -54,6 +54,7 @@ int model_opts_parse(model_opts *o, int id, const char *arg) {
     case 1004: return parse_int(arg, "--max-batch-tokens", 1, 1 << 24, &o->params.max_batch_tokens);
     case 1005: return parse_int(arg, "--max-length", 3, 1 << 20, &o->params.max_length);
     case 1006: o->verbose = 1; return 1;
+    case 1007: o->params.revision = arg; return 1;
     }
     return 0;
 }
@@ -69,6 +70,7 @@ ember_model *model_opts_load(const model_opts *o) {
     log_min = o->verbose || p.tuning.cuda_profile == EMBER_SWITCH_ON ? EMBER_LOG_DEBUG : EMBER_LOG_WARN;
     ember_log_set(log_to_stderr, NULL);
     ember_model *m = NULL;
+    if (!pull_if_missing(o->model_dir, p.revision)) return NULL;
     ember_status st = ember_model_load(o->model_dir, &p, &m);
     if (st != EMBER_OK) {
         fprintf(stderr, "ember: error: cannot load model: %s\n", ember_last_error());

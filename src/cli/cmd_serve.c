@@ -38,6 +38,7 @@ static const char *usage =
     "      --corpus FILE                the lines of those vectors, for return_text (held in memory)\n"
     MODEL_OPTIONS_HELP
     "                           (--max-batch-tokens is the token budget of a batch)\n"
+    "      --model-id ID        the same as --model (text-embeddings-inference's spelling)\n"
     "  -h, --help\n";
 
 static int parse_long(const char *s, const char *what, long lo, long hi, long *out) {
@@ -137,6 +138,7 @@ static int serve_parse(int argc, char **argv, model_opts *mo_out, ember_server_c
                                    {"vectors", required_argument, 0, 'V'},
                                    {"corpus", required_argument, 0, 'C'},
                                    {"help", no_argument, 0, 'h'},
+                                   {"model-id", required_argument, 0, 1000}, /* TEI's spelling of --model */
                                    MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
     int c;

@@ -13,9 +13,11 @@ static const char *usage =
     "  info       describe a model directory\n"
     "  bench      measure tokenization and encoding throughput and latency\n"
     "  serve      an HTTP embedding server (text-embeddings-inference and OpenAI routes)\n"
+    "  pull       download a model from the Hugging Face Hub into the Hugging Face cache\n"
     "\n"
     "'ember <command> --help' describes each. The default model is $EMBER_MODEL,\n"
-    "else weights/all-MiniLM-L6-v2 (fetch it with weights/fetch.sh).\n";
+    "else weights/all-MiniLM-L6-v2 (fetch it with weights/fetch.sh). --model also\n"
+    "takes a Hugging Face model id, e.g. sentence-transformers/all-MiniLM-L6-v2.\n";
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -35,7 +37,7 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"embed", cmd_embed}, {"search", cmd_search}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
-                  {"bench", cmd_bench},  {"serve", cmd_serve}};
+                  {"bench", cmd_bench},  {"serve", cmd_serve},   {"pull", cmd_pull}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "ember: error: unknown command '%s'\n\n%s", cmd, usage);
