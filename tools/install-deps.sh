@@ -13,6 +13,7 @@ pkgs=(
   libcurl4-openssl-dev  # models by name: downloads from the Hugging Face Hub
   python3-venv          # ember serve's tests install the openai client into a venv
   wrk                   # ember serve's load bench (bench/server/run.sh)
+  clang libclang-rt-14-dev libomp-dev  # the fuzz targets (libFuzzer, sanitizers): tools/fuzz.sh
 )
 missing=()
 for p in "${pkgs[@]}"; do
