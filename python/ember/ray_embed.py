@@ -18,6 +18,7 @@ A null text gets a null embedding (--null-text error: stop, naming the row); an 
 text is embedded as `ember embed` embeds an empty line.
 """
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -57,7 +58,8 @@ def parse_args(argv):
     ap.add_argument("--num-cpus", type=int, help="CPUs of a local cluster started here (default: every core)")
     ap.add_argument("--object-store-memory", type=int, metavar="BYTES",
                     help="object store of a local cluster started here (default: Ray's)")
-    ap.add_argument("--rows-per-file", type=int, help="at most this many rows per output file")
+    ap.add_argument("--rows-per-file", type=int, default=100_000,
+                    help="rows per output file, about (default 100000; the last file of a write task has fewer)")
     ap.add_argument("--preserve-order", action="store_true", help="write rows in input order (slower)")
     ap.add_argument("--overwrite", action="store_true", help="empty OUTPUT first if it holds files")
     a = ap.parse_args(argv)
@@ -119,28 +121,50 @@ def connect(args):
 
 
 def plan_actors(args, resources):
-    if args.actors:
-        return args.actors
+    """(actors, the CPUs each asks Ray for)."""
+    cpus = resources.get("CPU", 0)
     if args.gpus_per_actor > 0:
         gpus = resources.get("GPU", 0)
         if gpus < args.gpus_per_actor:
             raise SystemExit(f"ray_embed: error: --gpus-per-actor {args.gpus_per_actor:g} but the cluster has "
                              f"{gpus:g} GPUs")
-        return max(1, int(gpus // args.gpus_per_actor))
-    return max(1, int((resources.get("CPU", 1) - 1) // args.cpus_per_actor))
+        return args.actors or max(1, int(gpus // args.gpus_per_actor)), args.cpus_per_actor
+    actors = args.actors or max(1, int((cpus - 1) // args.cpus_per_actor))
+    # Ray Data's list, read and write tasks each need a whole CPU: actors that
+    # took every CPU would leave them none and the job would wait forever. Such
+    # actors ask for less (their threads stay --cpus-per-actor).
+    if actors * args.cpus_per_actor > cpus - 1:
+        share = max(cpus - 1, 0) / actors
+        log(f"{actors} actors x {args.cpus_per_actor:g} CPUs would leave none of the cluster's {cpus:g} for "
+            f"reading and writing: each asks Ray for {share:.2f} CPU, and runs "
+            f"{max(1, int(args.cpus_per_actor))} thread(s)")
+        return actors, share
+    return actors, args.cpus_per_actor
 
 
 def read(args):
     import ray.data
     if args.input_format == "parquet":
         return ray.data.read_parquet(args.input)
-    import inspect
     kw = {"lines": True} if "lines" in inspect.signature(ray.data.read_json).parameters else {}
     return ray.data.read_json(args.input, **kw)
 
 
-def check_schema(ds, args):
-    names = ds.schema().names
+def input_columns(args):
+    """The input's columns, from the files' metadata through pyarrow (None when pyarrow
+    cannot tell without Ray: then Ray's schema is checked once the cluster is up)."""
+    try:
+        import pyarrow.dataset as pads
+        fs, p = _filesystem(args.input)
+        return pads.dataset(p, format="parquet" if args.input_format == "parquet" else "json",
+                            filesystem=fs).schema.names
+    except FileNotFoundError:
+        raise SystemExit(f"ray_embed: error: {args.input}: no such file or folder") from None
+    except Exception:
+        return None
+
+
+def check_columns(names, args):
     for what, col in (("--text-column", args.text_column), ("--id-column", args.id_column)):
         if col is not None and col not in names:
             raise SystemExit(f"ray_embed: error: {args.input} has no column {col!r} ({what}; columns: "
@@ -164,31 +188,41 @@ def root_message(exc):
 
 def run(args):
     import ray
-    from ray.data import DataContext
+    from ray.data import ActorPoolStrategy, DataContext
 
     from .ray import Embedder
 
     if not os.path.isdir(args.model):
         raise SystemExit(f"ray_embed: error: {args.model}: model directory not found")
+    names = input_columns(args)
+    if names is not None:
+        check_columns(names, args)
     prepare_output(args.output, args.overwrite)
     t_start = time.monotonic()
     how = connect(args)
     resources = ray.cluster_resources()
-    actors = plan_actors(args, resources)
+    actors, actor_cpus = plan_actors(args, resources)
     log(f"{how}: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs, "
         f"{len(ray.nodes())} nodes; {actors} actors on {args.device}")
     DataContext.get_current().execution_options.preserve_order = args.preserve_order
     ds = read(args)
-    check_schema(ds, args)
+    if names is None:
+        check_columns(ds.schema().names, args)
+    # blocks of one batch each, so that every actor gets work whatever the
+    # input's files and row groups (a streaming split, no shuffle)
+    if "target_num_rows_per_block" in inspect.signature(ds.repartition).parameters:
+        ds = ds.repartition(target_num_rows_per_block=args.batch_size)
     kwargs = dict(model_dir=os.path.abspath(args.model), text_column=args.text_column,
                   output_column=args.output_column, id_column=args.id_column, device=args.device,
                   dtype=args.dtype, max_length=args.max_length, normalize_embeddings=args.normalize,
                   pooling=args.pooling, null_text=args.null_text,
                   threads=None if args.gpus_per_actor > 0 else max(1, int(args.cpus_per_actor)))
     ds = ds.map_batches(Embedder, fn_constructor_kwargs=kwargs, batch_size=args.batch_size,
-                        batch_format="pyarrow", concurrency=actors, num_cpus=args.cpus_per_actor,
+                        batch_format="pyarrow", compute=ActorPoolStrategy(size=actors), num_cpus=actor_cpus,
                         num_gpus=args.gpus_per_actor or None)
-    write_kw = {"max_rows_per_file": args.rows_per_file} if args.rows_per_file else {}
+    # blocks are one batch each: without this every batch would be a file
+    write_kw = {"min_rows_per_file": args.rows_per_file} \
+        if "min_rows_per_file" in inspect.signature(ds.write_parquet).parameters else {}
     t_job = time.monotonic()
     ds.write_parquet(args.output, **write_kw)
     t_end = time.monotonic()
