@@ -10,7 +10,8 @@ pkgs=(
   libcriterion-dev      # tests
   zlib1g-dev            # .gz input
   libmicrohttpd-dev     # ember serve
-  python3-venv          # ember serve's tests install the openai client into a venv
+  python3-venv          # the Python tests and ember serve's make virtual environments
+  python3-dev           # Python.h, for pip install . (the extension)
   wrk                   # ember serve's load bench (bench/server/run.sh)
 )
 missing=()

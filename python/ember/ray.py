@@ -103,7 +103,8 @@ class Embedder:
         or a ValueError with null_text="error"). What Spark's predict_batch_udf calls."""
         if isinstance(texts, np.ndarray):
             texts = texts.tolist()
-        return self._vectors(list(texts))[0]
+        # Spark hands a null over as NaN (pandas' missing value)
+        return self._vectors([None if _is_missing(t) else t for t in texts])[0]
 
     # ---- batches ---------------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class Embedder:
         self._check_columns(list(batch))
         ids = batch[self.id_column].tolist() if self.id_column in batch else None
         texts = batch[self.text_column]
-        texts = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
+        texts = [None if _is_missing(t) else t for t in (texts.tolist() if isinstance(texts, np.ndarray) else texts)]
         out = dict(batch)
         out[self.output_column] = self._vectors(texts, ids)[0]
         return out
@@ -162,10 +163,9 @@ class Embedder:
 
 
 def _is_missing(v):
-    """pandas' missing values in an object column: None, NaN, pd.NA."""
-    if v is None:
-        return True
-    try:
-        return bool(v != v) or type(v).__name__ == "NAType"
-    except (TypeError, ValueError):
-        return type(v).__name__ == "NAType"
+    """A missing value as pandas (and Spark through it) writes one: None, NaN, pd.NA."""
+    if v is None or isinstance(v, str):
+        return v is None
+    if isinstance(v, float):
+        return v != v
+    return type(v).__name__ == "NAType"
