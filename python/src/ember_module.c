@@ -227,10 +227,15 @@ static void Model_dealloc(ModelObject *self) {
     if (self->model) {
         ember_model *m = self->model;
         self->model = NULL;
-        /* a CUDA model's free synchronises the device */
-        Py_BEGIN_ALLOW_THREADS
-        ember_model_free(m);
-        Py_END_ALLOW_THREADS
+        /* a CUDA model's free synchronises the device: let other threads run
+         * meanwhile, unless the interpreter is shutting down */
+        if (interpreter_finalizing()) {
+            ember_model_free(m);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            ember_model_free(m);
+            Py_END_ALLOW_THREADS
+        }
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
