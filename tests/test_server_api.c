@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server/server_internal.h"
 #include "test_util.h"
 
 /* One HTTP/1.1 request (Connection: close); the status, and the body in *body. */
@@ -155,6 +156,30 @@ Test(server_api, bad_configs_are_refused) {
     cr_assert_neq(ember_server_start(m, &cfg, &srv), EMBER_OK);
     cr_assert(strstr(ember_last_error(), "no.such.host.invalid"), "%s", ember_last_error());
     ember_model_free(m);
+}
+
+/* --api-key's comparison: equal only when every byte and the length agree
+ * (the time it takes is not tested here: it has no branch on the bytes). */
+Test(server_api, api_key_comparison) {
+    const char *key = "s3cret-key";
+    size_t n = strlen(key);
+    cr_assert(secret_equal("s3cret-key", n, key, n));
+    cr_assert_not(secret_equal("s3cret-kez", n, key, n));
+    cr_assert_not(secret_equal("t3cret-key", n, key, n));
+    cr_assert_not(secret_equal("s3cret-ke", n - 1, key, n));          /* a prefix */
+    cr_assert_not(secret_equal("s3cret-keys3cret-key", 2 * n, key, n)); /* the key twice */
+    cr_assert_not(secret_equal("s3cret-key\0", n + 1, key, n));
+    cr_assert_not(secret_equal("", 0, key, n));
+    cr_assert(secret_equal("", 0, "", 0));
+    cr_assert_not(secret_equal("a", 1, "", 0));
+    /* a difference in any one byte is seen */
+    char given[16];
+    for (size_t i = 0; i < n; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(given, key, n);
+            given[i] = (char)(given[i] ^ (1 << bit));
+            cr_assert_not(secret_equal(given, n, key, n), "byte %zu bit %d", i, bit);
+        }
 }
 
 /* POST /search over stored vectors: the hits ember_search gives for the
