@@ -181,7 +181,8 @@ EMBER_API void ember_model_free(ember_model *model);
 typedef struct {
     const char *name;         /* the directory's base name */
     const char *architecture; /* "bert" */
-    int32_t dim;              /* hidden size = pooled vector size */
+    int32_t dim;              /* the size of the vectors ember_encode writes: the hidden size,
+                                 or a Dense module's out_features */
     int32_t n_layers;
     int32_t n_heads;
     int32_t intermediate_size;
@@ -199,6 +200,7 @@ typedef struct {
     int32_t batch_invariant;  /* 1 when a text's vector is the same bits whatever else is in
                                  its batch (the CPU's SIMD kernels); 0 when it may differ in the
                                  last bits (portable C, cuBLAS) */
+    int32_t hidden_size;      /* the width of a token's hidden state (ember_encode_tokens) */
 } ember_model_info;
 
 EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);

@@ -178,6 +178,7 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->dtype = m->be->dtype;
     snprintf(info->device_name, sizeof info->device_name, "%s", m->be->name);
     info->batch_invariant = m->be->batch_invariant;
+    info->hidden_size = c->C;
     return EMBER_OK;
 }
 
