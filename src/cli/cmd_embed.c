@@ -140,7 +140,7 @@ typedef struct {
 } embed_cli;
 
 static int embed_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows);
-static int tokens_resolve(embed_cli *c, int argc, char **argv, const char *input, const char *field, int jsonl_in);
+static int tokens_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows);
 
 enum {
     OPT_SHARDS = 2000,
@@ -249,7 +249,7 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
         }
     }
     if (argc - optind > 1) die_usage("embed", "one INPUT at most (got %d)", argc - optind);
-    if (c->tokens) return tokens_resolve(c, argc, argv, optind < argc ? argv[optind] : "-", field, jsonl_in);
+    if (c->tokens) return tokens_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);
     if (c->index) die_usage("embed", "--index goes with --tokens");
     return embed_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);
 }
@@ -286,17 +286,27 @@ static int embed_resolve(embed_cli *c, const char *input, const char *field, int
 
 /* --tokens: one .npy and its index; the options of pooled vectors make no
  * sense with it. 0 to go on, else the exit status. */
-static int tokens_resolve(embed_cli *c, int argc, char **argv, const char *input, const char *field, int jsonl_in) {
-    static const char *const pooled_only[] = {"--format", "--shard-rows", "--resume", "--pooling", "--normalize",
-                                              "--no-normalize", "--dimensions", "--precision", "--calibration",
-                                              "--replicas", "--window", "--tokenizer-threads", "--batch"};
-    for (int i = 1; i < argc; i++)
-        for (size_t k = 0; k < sizeof pooled_only / sizeof *pooled_only; k++) {
-            size_t n = strlen(pooled_only[k]);
-            if (strncmp(argv[i], pooled_only[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
-                die_usage("embed", "%s does not go with --tokens (token vectors are the hidden states as they are)",
-                          pooled_only[k]);
-        }
+static int tokens_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows) {
+    const ember_embed_options *o = &c->eo;
+    const struct {
+        int set;
+        const char *name;
+    } pooled_only[] = {{c->format != NULL, "--format"},
+                       {shard_rows > 0, "--shard-rows"},
+                       {o->resume, "--resume"},
+                       {o->encode.pooling != EMBER_POOLING_DEFAULT, "--pooling"},
+                       {o->encode.normalize != EMBER_NORMALIZE_DEFAULT, "--normalize / --no-normalize"},
+                       {o->dimensions > 0, "--dimensions"},
+                       {o->precision != EMBER_PRECISION_FLOAT32, "--precision"},
+                       {o->calibration != NULL, "--calibration"},
+                       {c->replicas > 0, "--replicas"},
+                       {o->window != ember_embed_default_options().window, "--window"},
+                       {o->tokenizer_threads > 0, "--tokenizer-threads"},
+                       {o->max_batch_rows > 0, "--batch"}};
+    for (size_t k = 0; k < sizeof pooled_only / sizeof *pooled_only; k++)
+        if (pooled_only[k].set)
+            die_usage("embed", "%s does not go with --tokens (token vectors are the hidden states as they are)",
+                      pooled_only[k].name);
     if (c->all_gpus) die_usage("embed", "--tokens runs on one device (not cuda:all)");
     const char *out = c->eo.output;
     if (!out || strcmp(out, "-") == 0 || !ends_with(out, ".npy"))
