@@ -109,6 +109,38 @@ Test(server_api, embed_over_a_socket_then_drain_and_stop) {
     ember_model_free(m);
 }
 
+/* A model with Dense modules: /embed answers their width, /embed_all the
+ * encoder's hidden size per token (tests/data/tiny-st-dense: 32 and 64). */
+Test(server_api, dense_model_widths) {
+    ember_model *m = load_model(SRC_PATH("tests/data/tiny-st-dense"));
+    ember_server_config cfg = ember_server_default_config();
+    cfg.port = 0;
+    cfg.tokenization_workers = 1;
+    ember_server *srv = NULL;
+    cr_assert_eq(ember_server_start(m, &cfg, &srv), EMBER_OK, "%s", ember_last_error());
+    int port = ember_server_port(srv);
+    char *body;
+    cr_assert_eq(http(port, "POST", "/embed", "{\"inputs\": [\"hello world\"]}", &body), 200, "%s", body);
+    json_t *v = json_loads(body, 0, NULL);
+    cr_assert_eq(json_array_size(json_array_get(v, 0)), 32, "%s", body);
+    const char *texts[] = {"hello world"};
+    float want[32];
+    cr_assert_eq(ember_encode(m, texts, NULL, 1, NULL, want, NULL), EMBER_OK);
+    for (size_t d = 0; d < 32; d++)
+        cr_assert(fabs(json_number_value(json_array_get(json_array_get(v, 0), d)) - want[d]) < 1e-5, "dim %zu", d);
+    json_decref(v);
+    free(body);
+    cr_assert_eq(http(port, "POST", "/embed_all", "{\"inputs\": [\"hello world\"]}", &body), 200, "%s", body);
+    v = json_loads(body, 0, NULL);
+    json_t *toks = json_array_get(v, 0);
+    cr_assert_eq(json_array_size(toks), 4, "%s", body); /* [CLS] hello world [SEP] */
+    for (size_t t = 0; t < 4; t++) cr_assert_eq(json_array_size(json_array_get(toks, t)), 64);
+    json_decref(v);
+    free(body);
+    ember_server_stop(srv);
+    ember_model_free(m);
+}
+
 /* Two servers in one process, each with its own port and counters. */
 Test(server_api, two_servers_side_by_side) {
     ember_model *m1 = load_model(TINY_DIR), *m2 = load_model(TINY_DIR);

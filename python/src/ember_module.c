@@ -244,14 +244,15 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
     if (model_ready(self)) return NULL;
     const ember_model_info *i = &self->info;
     return Py_BuildValue(
-        "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:O,s:O,s:s,s:i,s:s,s:s,s:O}", "name", i->name, "dir", i->dir,
+        "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:O,s:O,s:s,s:i,s:s,s:s,s:O,s:i,s:s}", "name", i->name, "dir",
+        i->dir,
         "architecture", i->architecture, "dim", i->dim, "n_layers", i->n_layers, "n_heads", i->n_heads,
         "intermediate_size", i->intermediate_size, "vocab_size", i->vocab_size, "max_length", i->max_length,
         "max_batch_tokens", i->max_batch_tokens, "pooling", ember_pooling_str(i->pooling), "normalize",
         i->normalize ? Py_True : Py_False, "lowercase", i->lowercase ? Py_True : Py_False, "device",
         i->device == EMBER_DEVICE_CUDA ? "cuda" : "cpu", "device_index", i->device_index, "dtype",
         ember_dtype_str(i->dtype), "device_name", i->device_name, "batch_invariant",
-        i->batch_invariant ? Py_True : Py_False);
+        i->batch_invariant ? Py_True : Py_False, "hidden_size", i->hidden_size, "modules", i->modules);
 }
 
 static int encode_params(const char *pooling, int normalize, ember_encode_params *p) {
