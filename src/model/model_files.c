@@ -9,9 +9,11 @@
 
 static ember_status json_file(const char *path, json_t **out) {
     json_error_t err;
+    *out = NULL;
+    ember_status st = file_check_regular(path);
+    if (st) return st;
     *out = json_load_file(path, 0, &err);
     if (*out) return EMBER_OK;
-    if (!file_exists(path)) return ember_fail(EMBER_ERR_IO, "%s: no such file", path);
     return ember_fail(EMBER_ERR_FORMAT, "%s: malformed JSON at line %d column %d: %s", path, err.line, err.column,
                       err.text);
 }
@@ -193,6 +195,50 @@ static ember_status bind_tensors(model_files *mf) {
     return EMBER_OK;
 }
 
+/* NaN or Inf in a weight turns every vector it touches into NaN, silently:
+ * one pass over the bound tensors at load (exponent bits all ones, read as
+ * integers so the scan runs at memory speed), a warning per tensor. */
+static int64_t count_non_finite(const st_tensor *t, int64_t *first) {
+    const uint8_t *p = t->data;
+    int64_t n = 0;
+    *first = -1;
+    for (int64_t i = 0; i < t->numel; i++) {
+        int bad;
+        if (t->dtype == ST_F32) {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            bad = (u & 0x7f800000u) == 0x7f800000u;
+        } else {
+            uint16_t u = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            bad = t->dtype == ST_F16 ? (u & 0x7c00u) == 0x7c00u : (u & 0x7f80u) == 0x7f80u;
+        }
+        if (bad && n++ == 0) *first = i;
+    }
+    return n;
+}
+
+static void warn_non_finite(const model_files *mf, const st_tensor *t) {
+    int64_t first;
+    int64_t n = count_non_finite(t, &first);
+    if (n > 0)
+        ember_log(EMBER_LOG_WARN,
+                  "%s: tensor '%s' holds %lld NaN/Inf value%s (the first at element %lld): vectors computed with it "
+                  "will be NaN",
+                  mf->st.path, t->name, (long long)n, n == 1 ? "" : "s", (long long)first);
+}
+
+static void scan_weights(const model_files *mf) {
+    const bert_tensors *w = &mf->tensors;
+    const st_tensor *emb[] = {w->word, w->pos, w->type, w->ln_w, w->ln_b};
+    for (size_t i = 0; i < sizeof emb / sizeof emb[0]; i++) warn_non_finite(mf, emb[i]);
+    for (int l = 0; l < mf->cfg.L; l++) {
+        const bert_layer_tensors *t = &w->layers[l];
+        const st_tensor *ts[] = {t->wq, t->bq,    t->wk, t->bk, t->wv, t->bv, t->wo, t->bo,
+                                 t->ln1_w, t->ln1_b, t->w1, t->b1, t->w2, t->b2, t->ln2_w, t->ln2_b};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) warn_non_finite(mf, ts[i]);
+    }
+}
+
 /* ---- sentence-transformers modules ---------------------------------------- */
 
 static ember_status load_pooling(model_files *mf, const char *path) {
@@ -324,6 +370,7 @@ ember_status model_files_open(model_files *mf, const char *dir) {
     }
     if ((st = safetensors_open(&mf->st, path))) return st;
     if ((st = bind_tensors(mf))) goto fail;
+    scan_weights(mf);
     mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
     mf->normalize = 0;
     path_join(path, sizeof path, dir, "modules.json");
