@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "model.h"
@@ -198,21 +199,40 @@ static ember_status bind_tensors(model_files *mf) {
 /* NaN or Inf in a weight turns every vector it touches into NaN, silently:
  * one pass over the bound tensors at load (exponent bits all ones, read as
  * integers so the scan runs at memory speed), a warning per tensor. */
+/* Elements of t whose exponent bits are all ones; *first: the first one's
+ * index (-1: none). Counted branch-free in blocks (the loops vectorise), the
+ * first looked for only in a block that has one. Little-endian host, as
+ * st_tensor_to_f32 assumes. */
 static int64_t count_non_finite(const st_tensor *t, int64_t *first) {
+    enum { BLOCK = 4096 };
     const uint8_t *p = t->data;
+    const int wide = t->dtype == ST_F32;
+    const uint32_t mask = wide ? 0x7f800000u : t->dtype == ST_F16 ? 0x7c00u : 0x7f80u;
     int64_t n = 0;
     *first = -1;
-    for (int64_t i = 0; i < t->numel; i++) {
-        int bad;
-        if (t->dtype == ST_F32) {
-            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                         (uint32_t)p[4 * i + 3] << 24;
-            bad = (u & 0x7f800000u) == 0x7f800000u;
+    for (int64_t b = 0; b < t->numel; b += BLOCK) {
+        const int64_t e = t->numel - b < BLOCK ? t->numel : b + BLOCK;
+        int64_t c = 0;
+        if (wide) {
+            for (int64_t i = b; i < e; i++) {
+                uint32_t u;
+                memcpy(&u, p + 4 * i, 4);
+                c += (u & mask) == mask;
+            }
         } else {
-            uint16_t u = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            bad = t->dtype == ST_F16 ? (u & 0x7c00u) == 0x7c00u : (u & 0x7f80u) == 0x7f80u;
+            for (int64_t i = b; i < e; i++) {
+                uint16_t u;
+                memcpy(&u, p + 2 * i, 2);
+                c += (u & mask) == mask;
+            }
         }
-        if (bad && n++ == 0) *first = i;
+        if (c && *first < 0)
+            for (int64_t i = b; i < e && *first < 0; i++) {
+                uint32_t u = 0;
+                memcpy(&u, p + (wide ? 4 : 2) * i, wide ? 4 : 2);
+                if ((u & mask) == mask) *first = i;
+            }
+        n += c;
     }
     return n;
 }
@@ -370,7 +390,9 @@ ember_status model_files_open(model_files *mf, const char *dir) {
     }
     if ((st = safetensors_open(&mf->st, path))) return st;
     if ((st = bind_tensors(mf))) goto fail;
+    const double t0 = clock_now();
     scan_weights(mf);
+    ember_log(EMBER_LOG_DEBUG, "%s: weights checked for NaN/Inf in %.1f ms", mf->st.path, 1e3 * (clock_now() - t0));
     mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
     mf->normalize = 0;
     path_join(path, sizeof path, dir, "modules.json");
