@@ -259,7 +259,7 @@ echo "damage: $n cases ($SECONDS s so far)"
 # comes after the run ended is drawn again (at most 3 times the number asked).
 delays=$(awk -v seed="$SEED" -v n=$((3 * KILLS)) -v t="$REF_SECONDS" 'BEGIN { srand(seed + 1);
   for (i = 0; i < n; i++) printf "%.3f\n", 0.05 + rand() * t }')
-kills=0 tries=0
+kills=0 tries=0 with_shards=0
 d="$T/kill"
 for delay in $delays; do
     [ $kills -ge "$KILLS" ] && break
@@ -275,6 +275,7 @@ for delay in $delays; do
     [ $st = 137 ] || fail "kill $kills (after ${delay}s): exit status $st"
     kills=$((kills + 1))
     consistent "$d" "kill $kills (after ${delay}s)"
+    [ -f "$d/manifest.json" ] && [ "$(jq '.shards | length' "$d/manifest.json")" -gt 0 ] && with_shards=$((with_shards + 1))
     # every other time, kill the resumed run too, at half the delay
     if [ $((kills % 2)) = 0 ] && [ -f "$d/manifest.json" ]; then
         "${RUN[@]}" -o "$d" --resume -q 2> /dev/null &
@@ -287,6 +288,6 @@ for delay in $delays; do
     resume_to_end "$d" "kill $kills (after ${delay}s, seed $SEED)"
 done
 [ $kills -ge "$KILLS" ] || fail "only $kills of $KILLS kills landed mid-run in $tries tries"
-echo "killed $kills runs in $tries tries ($SECONDS s so far)"
+echo "killed $kills runs in $tries tries, $with_shards of them with shards committed ($SECONDS s so far)"
 echo "killed $kills runs at random points (seed $SEED), each resumed to the uninterrupted run's bytes"
 echo "ok"
