@@ -174,7 +174,8 @@ EMBER_API ember_model_params ember_model_default_params(void);
 /* Load a Hugging Face model directory as published (config.json,
  * model.safetensors, tokenizer files, sentence-transformers configs).
  * A `dir` that does not exist but reads as a hub id ("org/name", "name") is
- * a model by name: see "models by name" below. */
+ * a model by name: see "models by name" below. Weights holding NaN or Inf
+ * load, with a warning per tensor to the log (EMBER_LOG_WARN, naming it). */
 EMBER_API ember_status ember_model_load(const char *dir, const ember_model_params *params, ember_model **out);
 EMBER_API void ember_model_free(ember_model *model);
 

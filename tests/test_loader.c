@@ -446,3 +446,247 @@ Test(api, tokenize_buffer_and_padding) {
     for (int32_t i = 0; i < n; i++) cr_assert_eq(big[i].id, joined[i].id);
     ember_model_free(m);
 }
+
+/* ---- issue 13, item 4: a matrix of broken model files ----------------------------------- */
+
+#include "model/safetensors.h"
+
+/* The library's warnings, collected (ember_log_set is global: Criterion runs
+ * each test in its own process). */
+static char warnings[8192];
+static int n_warnings;
+static void collect_warning(ember_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level != EMBER_LOG_WARN) return;
+    n_warnings++;
+    size_t n = strlen(warnings);
+    snprintf(warnings + n, sizeof warnings - n, "%s\n", msg);
+}
+
+/* Write `bits` (esize little-endian bytes) as element `index` of `tensor`
+ * in dir/model.safetensors. */
+static void poke_element(const char *dir, const char *tensor, int64_t index, uint32_t bits) {
+    char *p = path_in(dir, "model.safetensors");
+    safetensors_file f;
+    cr_assert_eq(safetensors_open(&f, p), EMBER_OK, "%s", ember_last_error());
+    const st_tensor *t = safetensors_find(&f, tensor);
+    cr_assert(t, "no tensor %s", tensor);
+    cr_assert(index < t->numel);
+    const int esize = t->dtype == ST_F32 ? 4 : 2;
+    const long off = (long)(t->data - (const uint8_t *)f.map.data) + (long)index * esize;
+    safetensors_close(&f);
+    FILE *o = fopen(p, "r+b");
+    cr_assert(o);
+    uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16), (uint8_t)(bits >> 24)};
+    cr_assert_eq(fseek(o, off, SEEK_SET), 0);
+    cr_assert_eq(fwrite(le, 1, (size_t)esize, o), (size_t)esize);
+    cr_assert_eq(fclose(o), 0);
+    free(p);
+}
+
+/* Replace `from` by `to`, of the same length, inside dir/model.safetensors
+ * (a binary file: its length prefix holds NUL bytes). */
+static void edit_header(const char *dir, const char *from, const char *to) {
+    cr_assert_eq(strlen(from), strlen(to));
+    char *p = path_in(dir, "model.safetensors");
+    size_t n;
+    char *s = read_file(p, &n);
+    char *at = memmem(s, n, from, strlen(from));
+    cr_assert(at, "%s has no '%s'", p, from);
+    memcpy(at, to, strlen(to));
+    FILE *o = fopen(p, "wb");
+    cr_assert(o);
+    cr_assert_eq(fwrite(s, 1, n, o), n);
+    cr_assert_eq(fclose(o), 0);
+    free(s);
+    free(p);
+}
+
+/* The tiny model with its weights in `dtype` (ST_F32, ST_F16, ST_BF16). */
+static char *tiny_in_dtype(int dtype) {
+    char *d = copy_dir(TINY_DIR);
+    char src[512], *dst = path_in(d, "model.safetensors");
+    snprintf(src, sizeof src, "%s/model.safetensors", TINY_DIR);
+    safetensors_convert(src, dst, dtype);
+    free(dst);
+    return d;
+}
+
+static void expect_non_finite_warning(int dtype, uint32_t nan_bits, uint32_t inf_bits) {
+    char *d = tiny_in_dtype(dtype);
+    ember_log_set(collect_warning, NULL);
+    /* the clean model: no warning (a scan that cries wolf would fail here) */
+    ember_model *m = load_model(d);
+    ember_model_free(m);
+    cr_assert_eq(n_warnings, 0, "warnings for clean weights: %s", warnings);
+    const char *w2 = "bert.encoder.layer.1.output.dense.weight", *ln = "bert.embeddings.LayerNorm.bias";
+    poke_element(d, w2, 5, nan_bits);
+    poke_element(d, w2, 17, inf_bits);
+    poke_element(d, ln, 63, inf_bits | (dtype == ST_F32 ? 0x80000000u : 0x8000u)); /* -Inf */
+    m = NULL;
+    cr_assert_eq(ember_model_load(d, NULL, &m), EMBER_OK, "non-finite weights warn, they do not refuse: %s",
+                 ember_last_error());
+    ember_model_free(m);
+    ember_log_set(NULL, NULL);
+    cr_log_info("%s", warnings);
+    cr_assert_eq(n_warnings, 2, "one warning per tensor: %s", warnings);
+    cr_assert(strstr(warnings, "model.safetensors: tensor 'bert.encoder.layer.1.output.dense.weight' holds 2 NaN/Inf "
+                               "values (the first at element 5)"),
+              "%s", warnings);
+    cr_assert(strstr(warnings, "tensor 'bert.embeddings.LayerNorm.bias' holds 1 NaN/Inf value (the first at element 63)"),
+              "%s", warnings);
+    remove_dir(d);
+}
+
+Test(weights, nan_inf_f32_warns_naming_the_tensor) { expect_non_finite_warning(ST_F32, 0x7fc00000u, 0x7f800000u); }
+Test(weights, nan_inf_f16_warns_naming_the_tensor) { expect_non_finite_warning(ST_F16, 0x7e00u, 0x7c00u); }
+Test(weights, nan_inf_bf16_warns_naming_the_tensor) { expect_non_finite_warning(ST_BF16, 0x7fc0u, 0x7f80u); }
+
+/* The largest finite values and subnormals are not NaN/Inf. */
+Test(weights, extreme_finite_values_do_not_warn) {
+    char *d = tiny_in_dtype(ST_F32);
+    poke_element(d, "bert.encoder.layer.0.attention.self.query.weight", 0, 0x7f7fffffu); /* FLT_MAX */
+    poke_element(d, "bert.encoder.layer.0.attention.self.query.weight", 1, 0xff7fffffu); /* -FLT_MAX */
+    poke_element(d, "bert.encoder.layer.0.attention.self.query.weight", 2, 0x00000001u); /* subnormal */
+    ember_log_set(collect_warning, NULL);
+    ember_model *m = load_model(d);
+    ember_model_free(m);
+    ember_log_set(NULL, NULL);
+    cr_assert_eq(n_warnings, 0, "%s", warnings);
+    remove_dir(d);
+}
+
+/* Cut model.safetensors at several points: each a format error naming it. */
+Test(weights, truncated_safetensors_at_every_part) {
+    char src[512];
+    snprintf(src, sizeof src, "%s/model.safetensors", TINY_DIR);
+    size_t n;
+    char *data = read_file(src, &n);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | (uint8_t)data[i];
+    free(data);
+    const size_t cuts[] = {1, 7, 8, 9, 8 + (size_t)hlen / 2, 8 + (size_t)hlen, 8 + (size_t)hlen + 1, n / 2, n - 1};
+    const char *why[] = {"truncated safetensors file", "truncated safetensors file", "corrupt safetensors header",
+                         "corrupt safetensors header", "corrupt safetensors header", "outside the",
+                         "outside the", "outside the", "outside the"};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        char *d = copy_dir(TINY_DIR);
+        rewrite_safetensors(d, cuts[k], NULL, 0);
+        cr_log_info("cut at %zu of %zu bytes", cuts[k], n);
+        expect_load_error(d, EMBER_ERR_FORMAT, "model.safetensors", why[k]);
+        remove_dir(d);
+    }
+}
+
+/* A header edited in place (same length, so the data still lines up). */
+Test(weights, tensor_of_the_wrong_dtype_is_named) {
+    char *d = tiny_in_dtype(ST_F32);
+    edit_header(d, "\"bert.encoder.layer.1.output.LayerNorm.weight\":{\"dtype\":\"F32\"",
+              "\"bert.encoder.layer.1.output.LayerNorm.weight\":{\"dtype\":\"I32\"");
+    expect_load_error(d, EMBER_ERR_UNSUPPORTED, "model.safetensors: tensor 'bert.encoder.layer.1.output.LayerNorm.weight'",
+                      "has dtype I32");
+    remove_dir(d);
+}
+
+Test(weights, tensor_of_the_wrong_shape_is_named) {
+    char *d = tiny_in_dtype(ST_F32);
+    /* (128, 64) stored as (64, 128): the same bytes, transposed shape */
+    edit_header(d, "\"bert.encoder.layer.0.intermediate.dense.weight\":{\"dtype\":\"F32\",\"shape\":[128,64]",
+              "\"bert.encoder.layer.0.intermediate.dense.weight\":{\"dtype\":\"F32\",\"shape\":[64,128]");
+    expect_load_error(d, EMBER_ERR_FORMAT, "tensor 'bert.encoder.layer.0.intermediate.dense.weight' has wrong shape",
+                      "got [64, 128], expected [128, 64]");
+    remove_dir(d);
+}
+
+Test(weights, flattened_tensor_is_named) {
+    char *d = tiny_in_dtype(ST_F32);
+    /* (128, 64) stored flat: the same bytes and length ("[ 8192 ]" is JSON) */
+    edit_header(d, "\"bert.encoder.layer.1.intermediate.dense.weight\":{\"dtype\":\"F32\",\"shape\":[128,64]",
+                "\"bert.encoder.layer.1.intermediate.dense.weight\":{\"dtype\":\"F32\",\"shape\":[ 8192 ]");
+    expect_load_error(d, EMBER_ERR_FORMAT, "tensor 'bert.encoder.layer.1.intermediate.dense.weight' has wrong shape",
+                      "got [8192], expected [128, 64]");
+    remove_dir(d);
+}
+
+/* config.json with sizes no model has: refused by name, before anything is
+ * allocated from them (the test would run out of memory otherwise). */
+Test(config, absurd_sizes) {
+    static const struct {
+        const char *from, *to, *frag;
+    } cases[] = {
+        {"\"hidden_size\": 64", "\"hidden_size\": 1000000000", "'hidden_size' is 1000000000, outside"},
+        {"\"hidden_size\": 64", "\"hidden_size\": 0", "'hidden_size' is 0, outside"},
+        {"\"hidden_size\": 64", "\"hidden_size\": -64", "'hidden_size' is -64, outside"},
+        {"\"hidden_size\": 64", "\"hidden_size\": 64.5", "'hidden_size' must be an integer"},
+        {"\"hidden_size\": 64", "\"hidden_size\": \"64\"", "'hidden_size' must be an integer"},
+        {"\"hidden_size\": 64", "\"hidden_size\": 1e300", "'hidden_size' must be an integer"},
+        {"\"vocab_size\": 600", "\"vocab_size\": 99999999999999", "'vocab_size' is 99999999999999, outside"},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 0", "'num_hidden_layers' is 0, outside"},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1000000", "'num_hidden_layers' is 1000000, outside"},
+        {"\"num_attention_heads\": 2", "\"num_attention_heads\": 4096", "'num_attention_heads' is 4096, outside"},
+        {"\"intermediate_size\": 128", "\"intermediate_size\": 4294967296", "'intermediate_size' is 4294967296, outside"},
+        {"\"max_position_embeddings\": 64", "\"max_position_embeddings\": -1", "'max_position_embeddings' is -1"},
+        {"\"type_vocab_size\": 2", "\"type_vocab_size\": 0", "'type_vocab_size' is 0, outside"},
+        {"\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": -1", "'layer_norm_eps' must be a positive number"},
+        /* within the limits, but not this file's: the first tensor that disagrees is named */
+        {"\"vocab_size\": 600", "\"vocab_size\": 10000000",
+         "tensor 'bert.embeddings.word_embeddings.weight' has wrong shape: got [600, 64], expected [10000000, 64]"},
+        {"\"max_position_embeddings\": 64", "\"max_position_embeddings\": 1048576",
+         "tensor 'bert.embeddings.position_embeddings.weight' has wrong shape"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *d = copy_dir(TINY_DIR);
+        edit_file(d, "config.json", cases[k].from, cases[k].to);
+        cr_log_info("%s", cases[k].to);
+        expect_load_error(d, EMBER_ERR_FORMAT, strstr(cases[k].frag, "tensor '") ? "model.safetensors" : "config.json",
+                          cases[k].frag);
+        remove_dir(d);
+    }
+}
+
+/* Files that cannot be read as files. Root reads anything, so it is a
+ * directory, a FIFO or a dangling link in place of the file (a FIFO would
+ * block a plain open forever). */
+static void replace_with(const char *dir, const char *file, const char *kind) {
+    char *p = path_in(dir, file);
+    unlink(p);
+    if (strcmp(kind, "dir") == 0) cr_assert_eq(mkdir(p, 0755), 0);
+    else if (strcmp(kind, "fifo") == 0) cr_assert_eq(mkfifo(p, 0644), 0);
+    else cr_assert_eq(symlink("/nonexistent/blob", p), 0);
+    free(p);
+}
+
+Test(files, unreadable_model_files_are_named) {
+    static const struct {
+        const char *file, *kind, *frag;
+    } cases[] = {
+        {"config.json", "dir", "config.json: is a directory, not a file"},
+        {"config.json", "fifo", "config.json: not a regular file"},
+        {"config.json", "link", "config.json: no such file (a link to a file that does not exist)"},
+        {"model.safetensors", "dir", "model.safetensors: is a directory, not a file"},
+        {"model.safetensors", "fifo", "model.safetensors: not a regular file"},
+        {"model.safetensors", "link", "no model.safetensors"},
+        {"vocab.txt", "dir", "vocab.txt: is a directory, not a file"},
+        {"vocab.txt", "fifo", "vocab.txt: not a regular file"},
+        {"tokenizer_config.json", "dir", "tokenizer_config.json: is a directory, not a file"},
+        {"tokenizer_config.json", "fifo", "tokenizer_config.json: not a regular file"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *d = copy_dir(TINY_DIR);
+        replace_with(d, cases[k].file, cases[k].kind);
+        cr_log_info("%s as a %s", cases[k].file, cases[k].kind);
+        expect_load_error(d, EMBER_ERR_IO, cases[k].frag, NULL);
+        remove_dir(d);
+    }
+}
+
+Test(files, unreadable_modules_files_are_named) {
+    char *d = st_dir(MODULES_OK, "{\"pooling_mode_mean_tokens\": true}");
+    replace_with(d, "1_Pooling/config.json", "dir");
+    expect_load_error(d, EMBER_ERR_IO, "1_Pooling/config.json: is a directory, not a file", NULL);
+    remove_dir(d);
+    d = st_dir(MODULES_OK, "{\"pooling_mode_mean_tokens\": true}");
+    replace_with(d, "modules.json", "dir");
+    expect_load_error(d, EMBER_ERR_IO, "modules.json: is a directory, not a file", NULL);
+    remove_dir(d);
+}

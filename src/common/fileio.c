@@ -13,7 +13,27 @@
 
 #include "error.h"
 
+ember_status file_check_regular(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT && lstat(path, &st) == 0)
+            return ember_fail(EMBER_ERR_IO, "%s: no such file (a link to a file that does not exist)", path);
+        if (e == ENOENT) return ember_fail(EMBER_ERR_IO, "%s: no such file", path);
+        return ember_fail(EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) return ember_fail(EMBER_ERR_IO, "%s: is a directory, not a file", path);
+    if (!S_ISREG(st.st_mode))
+        return ember_fail(EMBER_ERR_IO, "%s: not a regular file (a FIFO, socket or device)", path);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return ember_fail(EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    close(fd);
+    return EMBER_OK;
+}
+
 ember_status file_read_all(const char *path, char **data, size_t *size) {
+    ember_status cst = file_check_regular(path);
+    if (cst) return cst;
     FILE *f = fopen(path, "rb");
     if (!f) return ember_fail(EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
@@ -51,6 +71,8 @@ ember_status file_read_all(const char *path, char **data, size_t *size) {
 ember_status file_map_open(const char *path, file_map *map) {
     map->data = NULL;
     map->size = 0;
+    ember_status cst = file_check_regular(path);
+    if (cst) return cst;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return ember_fail(EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;

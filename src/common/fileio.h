@@ -19,6 +19,12 @@ ember_status file_map_open(const char *path, file_map *map);
 void file_map_close(file_map *map);
 
 int file_exists(const char *path);
+/* EMBER_OK when path is a regular file this process can open for reading;
+ * else EMBER_ERR_IO naming it and why: missing (or a link to nothing), a
+ * directory, a FIFO or device (which would block or never end), or the
+ * open's error. Checked before reading, so that a directory in place of
+ * config.json is not reported as malformed JSON, and a FIFO does not hang. */
+ember_status file_check_regular(const char *path);
 /* fsync a closed file and read it back: its size and crc32 as they are on
  * disk; 0 (errno set) when it cannot be read or synced. */
 int file_sync_crc(const char *path, int64_t *bytes, uint32_t *crc);

@@ -77,6 +77,15 @@ static int raw_fill(line_reader *r) {
         }
         if (got < 0) return reader_fail(r, EMBER_ERR_IO, strerror(errno));
         if (got == 0) {
+            /* a file cut short while it is read would otherwise end the run
+             * early and pass for complete */
+            if (r->regular && r->size >= 0 && r->pos.offset < r->size) {
+                char what[160];
+                snprintf(what, sizeof what,
+                         "the file ends after %lld bytes but had %lld when opened (truncated while being read?)",
+                         (long long)r->pos.offset, (long long)r->size);
+                return reader_fail(r, EMBER_ERR_IO, what);
+            }
             r->raw_eof = 1;
             return 0;
         }

@@ -3,15 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "model.h"
 
 static ember_status json_file(const char *path, json_t **out) {
     json_error_t err;
+    *out = NULL;
+    ember_status st = file_check_regular(path);
+    if (st) return st;
     *out = json_load_file(path, 0, &err);
     if (*out) return EMBER_OK;
-    if (!file_exists(path)) return ember_fail(EMBER_ERR_IO, "%s: no such file", path);
     return ember_fail(EMBER_ERR_FORMAT, "%s: malformed JSON at line %d column %d: %s", path, err.line, err.column,
                       err.text);
 }
@@ -191,6 +194,69 @@ static ember_status bind_tensors(model_files *mf) {
         return ember_fail(EMBER_ERR_FORMAT, "%s: has tensors for more than the %d layers config.json declares",
                           mf->st.path, c->L);
     return EMBER_OK;
+}
+
+/* NaN or Inf in a weight turns every vector it touches into NaN, silently:
+ * one pass over the bound tensors at load (exponent bits all ones, read as
+ * integers so the scan runs at memory speed), a warning per tensor. */
+/* Elements of t whose exponent bits are all ones; *first: the first one's
+ * index (-1: none). Counted branch-free in blocks (the loops vectorise), the
+ * first looked for only in a block that has one. Little-endian host, as
+ * st_tensor_to_f32 assumes. */
+static int64_t count_non_finite(const st_tensor *t, int64_t *first) {
+    enum { BLOCK = 4096 };
+    const uint8_t *p = t->data;
+    const int wide = t->dtype == ST_F32;
+    const uint32_t mask = wide ? 0x7f800000u : t->dtype == ST_F16 ? 0x7c00u : 0x7f80u;
+    int64_t n = 0;
+    *first = -1;
+    for (int64_t b = 0; b < t->numel; b += BLOCK) {
+        const int64_t e = t->numel - b < BLOCK ? t->numel : b + BLOCK;
+        int64_t c = 0;
+        if (wide) {
+            for (int64_t i = b; i < e; i++) {
+                uint32_t u;
+                memcpy(&u, p + 4 * i, 4);
+                c += (u & mask) == mask;
+            }
+        } else {
+            for (int64_t i = b; i < e; i++) {
+                uint16_t u;
+                memcpy(&u, p + 2 * i, 2);
+                c += (u & mask) == mask;
+            }
+        }
+        if (c && *first < 0)
+            for (int64_t i = b; i < e && *first < 0; i++) {
+                uint32_t u = 0;
+                memcpy(&u, p + (wide ? 4 : 2) * i, wide ? 4 : 2);
+                if ((u & mask) == mask) *first = i;
+            }
+        n += c;
+    }
+    return n;
+}
+
+static void warn_non_finite(const model_files *mf, const st_tensor *t) {
+    int64_t first;
+    int64_t n = count_non_finite(t, &first);
+    if (n > 0)
+        ember_log(EMBER_LOG_WARN,
+                  "%s: tensor '%s' holds %lld NaN/Inf value%s (the first at element %lld): vectors computed with it "
+                  "will be NaN",
+                  mf->st.path, t->name, (long long)n, n == 1 ? "" : "s", (long long)first);
+}
+
+static void scan_weights(const model_files *mf) {
+    const bert_tensors *w = &mf->tensors;
+    const st_tensor *emb[] = {w->word, w->pos, w->type, w->ln_w, w->ln_b};
+    for (size_t i = 0; i < sizeof emb / sizeof emb[0]; i++) warn_non_finite(mf, emb[i]);
+    for (int l = 0; l < mf->cfg.L; l++) {
+        const bert_layer_tensors *t = &w->layers[l];
+        const st_tensor *ts[] = {t->wq, t->bq,    t->wk, t->bk, t->wv, t->bv, t->wo, t->bo,
+                                 t->ln1_w, t->ln1_b, t->w1, t->b1, t->w2, t->b2, t->ln2_w, t->ln2_b};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) warn_non_finite(mf, ts[i]);
+    }
 }
 
 /* ---- sentence-transformers modules ---------------------------------------- */
@@ -478,6 +544,9 @@ ember_status model_files_open(model_files *mf, const char *dir) {
     }
     if ((st = safetensors_open(&mf->st, path))) return st;
     if ((st = bind_tensors(mf))) goto fail;
+    const double t0 = clock_now();
+    scan_weights(mf);
+    ember_log(EMBER_LOG_DEBUG, "%s: weights checked for NaN/Inf in %.1f ms", mf->st.path, 1e3 * (clock_now() - t0));
     mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
     mf->normalize = 0;
     mf->out_dim = mf->cfg.C;

@@ -114,6 +114,24 @@ static ember_status read_shards(embed_manifest *m, json_t *shards) {
         m->n_shards++;
         m->rows += r->rows;
     }
+    /* The manifest has no checksum of its own: what a hand edit or a torn
+     * copy can break, the entries must agree on. Every shard but the last
+     * is full, the totals count the rows up to each shard's end, and the
+     * input read only grows. */
+    int64_t rows = 0, in_bytes = 0;
+    for (int32_t k = 0; k < m->n_shards; k++) {
+        const shard_rec *r = &m->shards[k];
+        rows += r->rows;
+        const char *bad = NULL;
+        if (m->shard_rows > 0 && (r->rows > m->shard_rows || (k + 1 < m->n_shards && r->rows != m->shard_rows)))
+            bad = "its row count does not fit output.shard_rows";
+        else if (r->totals.rows != rows) bad = "its totals.rows is not the sum of the rows up to it";
+        else if (r->in_bytes < in_bytes || r->bytes < 0) bad = "its byte counts are inconsistent";
+        if (bad)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: shard entry %d (%s) is inconsistent: %s", m->path, (int)k,
+                              r->file, bad);
+        in_bytes = r->in_bytes;
+    }
     return EMBER_OK;
 }
 
@@ -148,6 +166,15 @@ ember_status manifest_read(embed_manifest *m, const char *path) {
     m->model_dir = json_string_value(json_object_get(model, "dir"));
     m->model_dim = (int32_t)dim;
     if ((s = read_output(m, out)) || (s = read_shards(m, shards))) {
+        manifest_free(m);
+        return s;
+    }
+    /* a finished run records its totals: "complete" alone (set by hand on a
+     * run cut short) is not believed */
+    ember_embed_totals t;
+    if (m->complete && (!totals_from_json(json_object_get(m->root, "totals"), &t) || t.rows != m->rows)) {
+        s = ember_fail(EMBER_ERR_FORMAT, "%s: says complete, but its totals are missing or disagree with its shards",
+                       m->path);
         manifest_free(m);
         return s;
     }

@@ -289,7 +289,11 @@ static int remove_stale(const sink *s) {
 /* Resume: read the manifest, check it, keep the shards that are intact. */
 static int manifest_resume(sink *s, int *complete) {
     embed_manifest m;
-    if (manifest_read(&m, s->path) != EMBER_OK) return 0;
+    if (manifest_read(&m, s->path) != EMBER_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ember_last_error());
+        return sink_fail(ember_error_status(), "%s; cannot resume from it (remove %s to start again)", msg, s->path);
+    }
     int ok = 0, damaged = 0;
     if (!identity_check(s, m.root, m.path)) goto done;
     if (m.ranges) { /* the earlier run's ranges, whatever this one was given */
@@ -304,9 +308,19 @@ static int manifest_resume(sink *s, int *complete) {
         int64_t bytes = -1;
         uint32_t got = 0;
         int readable = file_sync_crc(p, &bytes, &got);
-        if (!readable || bytes != r->bytes || got != r->crc) {
+        int64_t npy_rows = r->rows;
+        if (readable && bytes == r->bytes && got == r->crc && m.format != EMBER_OUTPUT_JSONL) {
+            /* the bytes are the ones recorded; their row count must be too */
+            npy_file f;
+            npy_rows = npy_map(&f, p) == EMBER_OK ? f.rows : -1;
+            if (npy_rows >= 0) npy_unmap(&f);
+        }
+        if (!readable || bytes != r->bytes || got != r->crc || npy_rows != r->rows) {
             sink_note(s, "%s is %s: redoing it and the shards after it", p,
-                      !readable ? "missing" : bytes != r->bytes ? "of the wrong size" : "damaged (crc32 differs)");
+                      !readable             ? "missing"
+                      : bytes != r->bytes   ? "of the wrong size"
+                      : got != r->crc       ? "damaged (crc32 differs)"
+                                            : "not what the manifest says (its row count differs)");
             damaged = 1;
             break;
         }

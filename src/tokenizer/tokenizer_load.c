@@ -123,13 +123,11 @@ ember_status tokenizer_load_vocab(tokenizer *tok, const char *vocab_path, int lo
 
 static json_t *load_json(const char *path, ember_status *st) {
     json_error_t err;
+    if ((*st = file_check_regular(path))) return NULL;
     json_t *j = json_load_file(path, 0, &err);
-    if (!j) {
-        if (!file_exists(path)) *st = ember_fail(EMBER_ERR_IO, "%s: no such file", path);
-        else
-            *st = ember_fail(EMBER_ERR_FORMAT, "%s: malformed JSON at line %d column %d: %s", path,
-                             err.line, err.column, err.text);
-    }
+    if (!j)
+        *st = ember_fail(EMBER_ERR_FORMAT, "%s: malformed JSON at line %d column %d: %s", path, err.line, err.column,
+                         err.text);
     return j;
 }
 
