@@ -391,7 +391,7 @@ Test(cuda_kernels, attention_late_maximum) {
                     qkv[(size_t)t * 3 * C + d] = dtype_round(3.0f * qkv[(size_t)last * 3 * C + C + d], dt);
         }
         float *ref = malloc((size_t)T * C * sizeof *ref);
-        attention_cpu(ref, qkv, bias, cu, 3, max_len, NH, HS, cpu_kernels_best());
+        attention_cpu(ref, qkv, bias, NULL, cu, 3, max_len, NH, HS, cpu_kernels_best());
         void *d_qkv = dev_from_f32(qkv, (size_t)T * 3 * C, dt), *d_bias = dev_from_f32(bias, (size_t)3 * C, dt),
              *d_out = dev_alloc((size_t)T * C * dtype_size(dt));
         int32_t *d_cu = dev_ints(cu, 4);
