@@ -11,9 +11,14 @@ pkgs=(
   zlib1g-dev            # .gz input
   libmicrohttpd-dev     # ember serve
   libcurl4-openssl-dev  # models by name: downloads from the Hugging Face Hub
-  python3-venv          # ember serve's tests install the openai client into a venv
+  python3-venv          # the Python tests and ember serve's make virtual environments
+  python3-dev           # Python.h, for pip install . (the extension)
   wrk                   # ember serve's load bench (bench/server/run.sh)
+  clang libclang-rt-14-dev libomp-dev  # the fuzz targets (libFuzzer, sanitizers): tools/fuzz.sh
 )
+# Spark's test (python/tests/test_spark.py) needs a Java runtime, 17 or newer:
+# the one already there, or Debian's
+command -v java > /dev/null || pkgs+=(openjdk-17-jre-headless)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

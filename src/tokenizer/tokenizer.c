@@ -22,6 +22,7 @@ static int str_map_init(str_map *m, uint32_t expected) {
     m->mask = size - 1;
     m->cap = expected + 1;
     m->n = 0;
+    m->max_len = 0;
     m->keys = malloc(m->cap * sizeof *m->keys);
     m->key_len = malloc(m->cap * sizeof *m->key_len);
     m->ids = malloc(m->cap * sizeof *m->ids);
@@ -52,10 +53,11 @@ static void str_map_put(str_map *m, const char *key, size_t len, int32_t id) {
     m->key_len[m->n] = (uint32_t)len;
     m->ids[m->n] = id;
     m->slots[i] = ++m->n;
+    if (len > m->max_len) m->max_len = (uint32_t)len;
 }
 
 int32_t str_map_get(const str_map *m, const char *key, size_t len) {
-    if (!m->slots) return -1;
+    if (!m->slots || len > m->max_len) return -1;
     uint32_t i = hash_bytes(key, len) & m->mask;
     for (;; i = (i + 1) & m->mask) {
         uint32_t s = m->slots[i];
@@ -310,6 +312,8 @@ static ember_status wordpiece(const tokenizer *tok, tokenizer_scratch *s, size_t
         size_t end = nchar;
         int32_t id = -1;
         const str_map *map = start == 0 ? &tok->vocab : &tok->continuation;
+        /* longest match first; ends past the longest entry cannot match */
+        while (end > start && (size_t)(s->word_char[end] - s->word_char[start]) > map->max_len) end--;
         while (end > start) {
             id = str_map_get(map, s->word + s->word_char[start],
                              (size_t)(s->word_char[end] - s->word_char[start]));

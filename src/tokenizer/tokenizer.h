@@ -19,6 +19,7 @@ typedef struct {
     uint32_t *key_len;
     int32_t *ids;
     uint32_t n, cap;
+    uint32_t max_len; /* the longest key, in bytes: no longer key can match */
 } str_map;
 
 typedef struct {

@@ -1,0 +1,569 @@
+/*
+ * ember._ember: include/ember.h for CPython (the ember package's Python layer,
+ * python/ember/, builds sentence-transformers' API on it).
+ *
+ * Uses the public header only. Every call into the library that tokenizes or
+ * encodes runs with the GIL released; pooled vectors are written by
+ * ember_encode straight into the caller's buffer (a numpy array, through the
+ * buffer protocol); token embeddings stay in the library's allocation and are
+ * handed out as a buffer (TokenEmbeddings), so no float is copied. A failed
+ * call raises the exception its status maps to, carrying ember_last_error()
+ * (per thread: read on the thread that made the call).
+ *
+ *   EMBER_ERR_INVALID_ARGUMENT, EMBER_ERR_NO_DEVICE  ValueError
+ *   EMBER_ERR_IO (loading a model)                   FileNotFoundError
+ *                                                     (PermissionError when so)
+ *   EMBER_ERR_OUT_OF_MEMORY                           MemoryError
+ *   any other                                         ember.EmberError
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ember.h"
+
+static PyObject *EmberError; /* ember.EmberError(RuntimeError); .status: ember_status_str */
+
+/* Python 3.11 lacks the 3.12 calls that take and put back the raised exception. */
+#if PY_VERSION_HEX < 0x030C0000
+static PyObject *PyErr_GetRaisedException(void) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (!type) return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+static void PyErr_SetRaisedException(PyObject *exc) {
+    if (!exc) return;
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+#define interpreter_finalizing() Py_IsFinalizing()
+#else
+#define interpreter_finalizing() _Py_IsFinalizing()
+#endif
+
+/* Set the exception for a failed call; message: ember_last_error() unless given. */
+static PyObject *raise_status(ember_status st, const char *message, int loading) {
+    const char *msg = message ? message : ember_last_error();
+    if (!msg || !*msg) msg = ember_status_str(st);
+    PyObject *type = EmberError;
+    switch (st) {
+    case EMBER_ERR_INVALID_ARGUMENT:
+    case EMBER_ERR_NO_DEVICE: type = PyExc_ValueError; break;
+    case EMBER_ERR_OUT_OF_MEMORY: type = PyExc_MemoryError; break;
+    case EMBER_ERR_IO:
+        if (loading) type = strstr(msg, "Permission denied") ? PyExc_PermissionError : PyExc_FileNotFoundError;
+        break;
+    default: break;
+    }
+    if (type != EmberError) {
+        PyErr_SetString(type, msg);
+        return NULL;
+    }
+    PyObject *exc = PyObject_CallFunction(EmberError, "s", msg);
+    if (!exc) return NULL;
+    if (PyObject_SetAttrString(exc, "status", PyUnicode_FromString(ember_status_str(st))) == 0)
+        PyErr_SetObject(EmberError, exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* ---- texts ----------------------------------------------------------------------------- */
+
+/* A batch of Python str as UTF-8: the pointers stay valid while `refs` holds
+ * the str objects (taken from the caller's sequence, which another thread
+ * may change while the GIL is released). */
+typedef struct {
+    Py_ssize_t n;
+    const char **ptr;
+    ptrdiff_t *len;
+    PyObject **refs;
+} utf8_texts;
+
+static void texts_free(utf8_texts *t) {
+    for (Py_ssize_t i = 0; i < t->n; i++) Py_XDECREF(t->refs[i]);
+    PyMem_Free(t->ptr);
+    PyMem_Free(t->len);
+    PyMem_Free(t->refs);
+    memset(t, 0, sizeof *t);
+}
+
+/* `first` is the index of seq[0] in the user's input, for the messages. */
+static int texts_from_sequence(PyObject *seq, Py_ssize_t first, utf8_texts *t) {
+    memset(t, 0, sizeof *t);
+    PyObject *fast = PySequence_Fast(seq, "texts must be a list or tuple of str");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > INT32_MAX) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%zd texts in one call, at most %d", n, INT32_MAX);
+        return -1;
+    }
+    t->ptr = PyMem_Calloc(n ? (size_t)n : 1, sizeof *t->ptr);
+    t->len = PyMem_Calloc(n ? (size_t)n : 1, sizeof *t->len);
+    t->refs = PyMem_Calloc(n ? (size_t)n : 1, sizeof *t->refs);
+    if (!t->ptr || !t->len || !t->refs) {
+        Py_DECREF(fast);
+        texts_free(t);
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = items[i];
+        if (!PyUnicode_Check(s)) {
+            PyErr_Format(PyExc_TypeError, "sentences[%zd] is %.100s, not str", first + i, Py_TYPE(s)->tp_name);
+            goto fail;
+        }
+        Py_ssize_t len;
+        const char *p = PyUnicode_AsUTF8AndSize(s, &len);
+        if (!p) {
+            /* a lone surrogate: no UTF-8 for it */
+            PyObject *cause = PyErr_GetRaisedException();
+            PyErr_Format(PyExc_ValueError, "sentences[%zd] cannot be encoded as UTF-8 (a lone surrogate?)", first + i);
+            PyObject *exc = PyErr_GetRaisedException();
+            PyException_SetCause(exc, cause);
+            PyErr_SetRaisedException(exc);
+            goto fail;
+        }
+        Py_INCREF(s);
+        t->refs[i] = s;
+        t->ptr[i] = p;
+        t->len[i] = (ptrdiff_t)len;
+        t->n = i + 1;
+    }
+    Py_DECREF(fast);
+    t->n = n;
+    return 0;
+fail:
+    Py_DECREF(fast);
+    texts_free(t);
+    return -1;
+}
+
+/* ---- the model ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    ember_model *model;
+    ember_model_info info;
+} ModelObject;
+
+static int parse_normalize(int normalize, ember_normalize *out) {
+    switch (normalize) {
+    case 0: *out = EMBER_NORMALIZE_DEFAULT; return 0;
+    case 1: *out = EMBER_NORMALIZE_ON; return 0;
+    case 2: *out = EMBER_NORMALIZE_OFF; return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "normalize must be 0 (the model's), 1 (on) or 2 (off), got %d", normalize);
+    return -1;
+}
+
+static int model_ready(ModelObject *self) {
+    if (self->model) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the model is not loaded");
+    return -1;
+}
+
+static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"model_dir", "device", "dtype", "threads", "max_length", "max_batch_tokens", NULL};
+    PyObject *dir_obj;
+    const char *device = "auto", *dtype = "fp32";
+    int threads = 0, max_length = 0, max_batch_tokens = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|ssiii", kwlist, PyUnicode_FSConverter, &dir_obj, &device, &dtype,
+                                     &threads, &max_length, &max_batch_tokens))
+        return -1;
+    if (self->model) {
+        Py_DECREF(dir_obj);
+        PyErr_SetString(PyExc_RuntimeError, "the model is already loaded");
+        return -1;
+    }
+    ember_model_params p = ember_model_default_params();
+    ember_status st = ember_device_parse(device, &p.device, &p.device_index);
+    if (st == EMBER_OK) st = ember_dtype_parse(dtype, &p.dtype);
+    if (st != EMBER_OK) {
+        Py_DECREF(dir_obj);
+        raise_status(st, NULL, 0);
+        return -1;
+    }
+    if (threads < 0 || max_length < 0 || max_batch_tokens < 0) {
+        Py_DECREF(dir_obj);
+        PyErr_SetString(PyExc_ValueError, "threads, max_length and max_batch_tokens must be >= 0 (0: the default)");
+        return -1;
+    }
+    p.n_threads = threads;
+    p.max_length = max_length;
+    p.max_batch_tokens = max_batch_tokens;
+    const char *dir = PyBytes_AS_STRING(dir_obj);
+    ember_model *m = NULL;
+    char message[1024] = "";
+    Py_BEGIN_ALLOW_THREADS
+    st = ember_model_load(dir, &p, &m);
+    if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
+    Py_END_ALLOW_THREADS
+    Py_DECREF(dir_obj);
+    if (st != EMBER_OK) {
+        raise_status(st, message, 1);
+        return -1;
+    }
+    if ((st = ember_model_get_info(m, &self->info)) != EMBER_OK) {
+        raise_status(st, NULL, 0);
+        ember_model_free(m);
+        return -1;
+    }
+    self->model = m;
+    return 0;
+}
+
+static void Model_dealloc(ModelObject *self) {
+    if (self->model) {
+        ember_model *m = self->model;
+        self->model = NULL;
+        /* a CUDA model's free synchronises the device: let other threads run
+         * meanwhile, unless the interpreter is shutting down */
+        if (interpreter_finalizing()) {
+            ember_model_free(m);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            ember_model_free(m);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Model_info(ModelObject *self, PyObject *unused) {
+    if (model_ready(self)) return NULL;
+    const ember_model_info *i = &self->info;
+    return Py_BuildValue(
+        "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:O,s:O,s:s,s:i,s:s,s:s,s:O}", "name", i->name, "dir", i->dir,
+        "architecture", i->architecture, "dim", i->dim, "n_layers", i->n_layers, "n_heads", i->n_heads,
+        "intermediate_size", i->intermediate_size, "vocab_size", i->vocab_size, "max_length", i->max_length,
+        "max_batch_tokens", i->max_batch_tokens, "pooling", ember_pooling_str(i->pooling), "normalize",
+        i->normalize ? Py_True : Py_False, "lowercase", i->lowercase ? Py_True : Py_False, "device",
+        i->device == EMBER_DEVICE_CUDA ? "cuda" : "cpu", "device_index", i->device_index, "dtype",
+        ember_dtype_str(i->dtype), "device_name", i->device_name, "batch_invariant",
+        i->batch_invariant ? Py_True : Py_False);
+}
+
+static int encode_params(const char *pooling, int normalize, ember_encode_params *p) {
+    *p = ember_encode_default_params();
+    if (pooling) {
+        ember_status st = ember_pooling_parse(pooling, &p->pooling);
+        if (st != EMBER_OK) {
+            raise_status(st, NULL, 0);
+            return -1;
+        }
+    }
+    return parse_normalize(normalize, &p->normalize);
+}
+
+/* encode(texts, out, first=0, pooling=None, normalize=0): the pooled vectors
+ * of texts into out, a writable C-contiguous float32 buffer of
+ * len(texts) * dim items (a numpy array (n, dim), or a slice of rows). */
+static PyObject *Model_encode(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"texts", "out", "first", "pooling", "normalize", NULL};
+    PyObject *texts_obj, *out_obj;
+    Py_ssize_t first = 0;
+    const char *pooling = NULL;
+    int normalize = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|nzi", kwlist, &texts_obj, &out_obj, &first, &pooling, &normalize))
+        return NULL;
+    if (model_ready(self)) return NULL;
+    ember_encode_params ep;
+    if (encode_params(pooling, normalize, &ep)) return NULL;
+    utf8_texts t;
+    if (texts_from_sequence(texts_obj, first, &t)) return NULL;
+    Py_buffer out;
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)) {
+        texts_free(&t);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    size_t want = (size_t)t.n * (size_t)self->info.dim;
+    if (out.itemsize != sizeof(float) || !out.format || strcmp(out.format, "f") != 0) {
+        PyErr_Format(PyExc_TypeError, "out must hold float32 (format 'f'), got format '%s'",
+                     out.format ? out.format : "B");
+    } else if ((size_t)out.len != want * sizeof(float)) {
+        PyErr_Format(PyExc_ValueError, "out holds %zd floats, %zu needed (%zd texts x %d)", out.len / out.itemsize,
+                     want, t.n, (int)self->info.dim);
+    } else {
+        ember_status st = EMBER_OK;
+        char message[1024] = "";
+        if (t.n > 0) {
+            Py_BEGIN_ALLOW_THREADS
+            st = ember_encode(self->model, t.ptr, t.len, (int32_t)t.n, &ep, out.buf, NULL);
+            if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
+            Py_END_ALLOW_THREADS
+        }
+        if (st != EMBER_OK) raise_status(st, message, 0);
+        else result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&out);
+    texts_free(&t);
+    return result;
+}
+
+/* ---- token embeddings: the library's allocation, exported as a buffer ------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    ember_token_embeddings *emb;
+    Py_ssize_t shape[2], strides[2];
+} TokenEmbeddingsObject;
+
+static PyTypeObject TokenEmbeddingsType;
+
+static void TokenEmbeddings_dealloc(TokenEmbeddingsObject *self) {
+    ember_token_embeddings_free(self->emb);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int TokenEmbeddings_getbuffer(TokenEmbeddingsObject *self, Py_buffer *view, int flags) {
+    static float empty;
+    void *buf = self->emb && self->emb->data ? (void *)self->emb->data : (void *)&empty;
+    Py_ssize_t len = self->shape[0] * self->shape[1] * (Py_ssize_t)sizeof(float);
+    if (PyBuffer_FillInfo(view, (PyObject *)self, buf, len, 0, flags)) return -1;
+    view->itemsize = sizeof(float);
+    view->format = (flags & PyBUF_FORMAT) ? "f" : NULL;
+    if (flags & PyBUF_ND) {
+        view->ndim = 2;
+        view->shape = self->shape;
+        view->strides = (flags & PyBUF_STRIDES) ? self->strides : NULL;
+    }
+    return 0;
+}
+
+static PyBufferProcs TokenEmbeddings_as_buffer = {(getbufferproc)TokenEmbeddings_getbuffer, NULL};
+
+static PyTypeObject TokenEmbeddingsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ember._ember.TokenEmbeddings",
+    .tp_basicsize = sizeof(TokenEmbeddingsObject),
+    .tp_dealloc = (destructor)TokenEmbeddings_dealloc,
+    .tp_as_buffer = &TokenEmbeddings_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Every token's last hidden state for a batch of texts: a float32 buffer (tokens, dim), "
+              "owned by the library.",
+};
+
+/* encode_tokens(texts, first=0) -> (TokenEmbeddings, offsets): rows
+ * offsets[i]:offsets[i+1] of the buffer are text i's tokens, [CLS] and [SEP]
+ * included. */
+static PyObject *Model_encode_tokens(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"texts", "first", NULL};
+    PyObject *texts_obj;
+    Py_ssize_t first = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|n", kwlist, &texts_obj, &first)) return NULL;
+    if (model_ready(self)) return NULL;
+    utf8_texts t;
+    if (texts_from_sequence(texts_obj, first, &t)) return NULL;
+    ember_token_embeddings *emb = NULL;
+    ember_status st;
+    char message[1024] = "";
+    Py_BEGIN_ALLOW_THREADS
+    st = ember_encode_tokens(self->model, t.ptr, t.len, (int32_t)t.n, NULL, &emb, NULL);
+    if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
+    Py_END_ALLOW_THREADS
+    texts_free(&t);
+    if (st != EMBER_OK) return raise_status(st, message, 0);
+    TokenEmbeddingsObject *te = PyObject_New(TokenEmbeddingsObject, &TokenEmbeddingsType);
+    if (!te) {
+        ember_token_embeddings_free(emb);
+        return NULL;
+    }
+    te->emb = emb;
+    te->shape[0] = emb->n_tokens;
+    te->shape[1] = emb->dim;
+    te->strides[0] = (Py_ssize_t)emb->dim * (Py_ssize_t)sizeof(float);
+    te->strides[1] = sizeof(float);
+    PyObject *offsets = PyList_New(emb->n_texts + 1);
+    if (!offsets) {
+        Py_DECREF(te);
+        return NULL;
+    }
+    for (int32_t i = 0; i <= emb->n_texts; i++) {
+        PyObject *v = PyLong_FromLong(emb->offsets[i]);
+        if (!v) {
+            Py_DECREF(offsets);
+            Py_DECREF(te);
+            return NULL;
+        }
+        PyList_SET_ITEM(offsets, i, v);
+    }
+    return Py_BuildValue("(NN)", (PyObject *)te, offsets);
+}
+
+/* ---- tokenizing ------------------------------------------------------------------------- */
+
+static PyObject *tokens_to_python(ModelObject *self, const ember_token *tk, int32_t n, const ember_text_stats *stats) {
+    PyObject *ids = PyList_New(n), *type_ids = PyList_New(n), *tokens = PyList_New(n), *offsets = PyList_New(n);
+    if (!ids || !type_ids || !tokens || !offsets) goto fail;
+    for (int32_t i = 0; i < n; i++) {
+        const char *text = ember_token_text(self->model, tk[i].id);
+        PyObject *id = PyLong_FromLong(tk[i].id), *ty = PyLong_FromLong(tk[i].type_id);
+        PyObject *s = PyUnicode_DecodeUTF8(text ? text : "", text ? (Py_ssize_t)strlen(text) : 0, "replace");
+        PyObject *off = Py_BuildValue("(ii)", tk[i].start, tk[i].end);
+        if (!id || !ty || !s || !off) {
+            Py_XDECREF(id), Py_XDECREF(ty), Py_XDECREF(s), Py_XDECREF(off);
+            goto fail;
+        }
+        PyList_SET_ITEM(ids, i, id);
+        PyList_SET_ITEM(type_ids, i, ty);
+        PyList_SET_ITEM(tokens, i, s);
+        PyList_SET_ITEM(offsets, i, off);
+    }
+    return Py_BuildValue("{s:N,s:N,s:N,s:N,s:O,s:i}", "ids", ids, "tokens", tokens, "type_ids", type_ids, "offsets",
+                         offsets, "truncated", stats->truncated ? Py_True : Py_False, "invalid_utf8",
+                         stats->invalid_utf8);
+fail:
+    Py_XDECREF(ids), Py_XDECREF(type_ids), Py_XDECREF(tokens), Py_XDECREF(offsets);
+    return NULL;
+}
+
+/* tokenize(text, pair=None, add_special_tokens=True, truncate=True, max_length=0, first=0) -> dict:
+ * ids, tokens, type_ids, byte offsets [start, end) into the UTF-8 text. */
+static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"text", "pair", "add_special_tokens", "truncate", "max_length", "first", NULL};
+    PyObject *text_obj, *pair_obj = Py_None;
+    int add_special = 1, truncate = 1, max_length = 0;
+    Py_ssize_t first = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Opp$in", kwlist, &text_obj, &pair_obj, &add_special, &truncate,
+                                     &max_length, &first))
+        return NULL;
+    if (model_ready(self)) return NULL;
+    if (max_length < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_length must be >= 0 (0: the model's)");
+        return NULL;
+    }
+    PyObject *both = pair_obj == Py_None ? PyTuple_Pack(1, text_obj) : PyTuple_Pack(2, text_obj, pair_obj);
+    if (!both) return NULL;
+    utf8_texts t;
+    int bad = texts_from_sequence(both, first, &t);
+    Py_DECREF(both);
+    if (bad) return NULL;
+    ember_tokenize_params p = ember_tokenize_default_params();
+    p.add_special_tokens = add_special;
+    p.truncate = truncate;
+    p.max_length = max_length;
+    ember_token stack[512], *tk = stack;
+    int32_t cap = 512, n = 0;
+    ember_text_stats stats;
+    ember_status st;
+    char message[1024] = "";
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        st = ember_tokenize(self->model, t.ptr[0], t.len[0], t.n > 1 ? t.ptr[1] : NULL, t.n > 1 ? t.len[1] : 0, &p, tk,
+                            cap, &n, &stats);
+        if (st != EMBER_ERR_BUFFER_TOO_SMALL || n <= cap) break;
+        if (tk != stack) free(tk);
+        cap = n;
+        if (!(tk = malloc((size_t)cap * sizeof *tk))) {
+            st = EMBER_ERR_OUT_OF_MEMORY;
+            snprintf(message, sizeof message, "out of memory for %d tokens", cap);
+            break;
+        }
+    }
+    if (st != EMBER_OK && !message[0]) snprintf(message, sizeof message, "%s", ember_last_error());
+    Py_END_ALLOW_THREADS
+    texts_free(&t);
+    PyObject *result = st == EMBER_OK ? tokens_to_python(self, tk, n, &stats) : raise_status(st, message, 0);
+    if (tk != stack) free(tk);
+    return result;
+}
+
+static PyMethodDef Model_methods[] = {
+    {"info", (PyCFunction)Model_info, METH_NOARGS, "The model as ember reads it (ember_model_info), as a dict."},
+    {"encode", (PyCFunction)(void (*)(void))Model_encode, METH_VARARGS | METH_KEYWORDS,
+     "encode(texts, out, first=0, pooling=None, normalize=0): pooled vectors into out (float32, len(texts) x dim)."},
+    {"encode_tokens", (PyCFunction)(void (*)(void))Model_encode_tokens, METH_VARARGS | METH_KEYWORDS,
+     "encode_tokens(texts, first=0) -> (TokenEmbeddings, offsets)."},
+    {"tokenize", (PyCFunction)(void (*)(void))Model_tokenize, METH_VARARGS | METH_KEYWORDS,
+     "tokenize(text, pair=None, add_special_tokens=True, truncate=True, *, max_length=0, first=0) -> dict."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ModelType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ember._ember.Model",
+    .tp_basicsize = sizeof(ModelObject),
+    .tp_dealloc = (destructor)Model_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Model(model_dir, device='auto', dtype='fp32', threads=0, max_length=0, max_batch_tokens=0): "
+              "ember_model_load.",
+    .tp_methods = Model_methods,
+    .tp_init = (initproc)Model_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- the library's log, into Python's logging ("ember") -------------------------------- */
+
+static PyObject *log_function; /* logging.getLogger("ember").log */
+
+static void log_to_python(ember_log_level level, const char *message, void *user) {
+    (void)user;
+    if (!Py_IsInitialized() || interpreter_finalizing() || !log_function) return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *pending = PyErr_GetRaisedException(); /* a dealloc may log while an exception is set */
+    static const int levels[] = {10, 20, 30, 40};   /* logging.DEBUG .. logging.ERROR */
+    int lv = level >= EMBER_LOG_DEBUG && level <= EMBER_LOG_ERROR ? levels[level] : 20;
+    PyObject *r = PyObject_CallFunction(log_function, "is", lv, message);
+    if (!r) PyErr_Clear();
+    Py_XDECREF(r);
+    PyErr_SetRaisedException(pending);
+    PyGILState_Release(g);
+}
+
+/* ---- the module -------------------------------------------------------------------------- */
+
+static PyObject *cuda_device_count(PyObject *module, PyObject *unused) {
+    int32_t n;
+    Py_BEGIN_ALLOW_THREADS
+    n = ember_cuda_device_count();
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(n);
+}
+
+static PyMethodDef module_methods[] = {
+    {"cuda_device_count", cuda_device_count, METH_NOARGS,
+     "How many CUDA devices ember sees; -1 when built without CUDA."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_ember", "ember's C library (include/ember.h) for Python.", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ember(void);
+PyMODINIT_FUNC PyInit__ember(void) {
+    if (PyType_Ready(&ModelType) < 0 || PyType_Ready(&TokenEmbeddingsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m) return NULL;
+    EmberError = PyErr_NewExceptionWithDoc("ember.EmberError",
+                                           "An error of the ember library; .status names its kind (ember_status_str).",
+                                           PyExc_RuntimeError, NULL);
+    if (!EmberError || PyModule_AddObjectRef(m, "EmberError", EmberError) < 0 ||
+        PyModule_AddObjectRef(m, "Model", (PyObject *)&ModelType) < 0 ||
+        PyModule_AddObjectRef(m, "TokenEmbeddings", (PyObject *)&TokenEmbeddingsType) < 0 ||
+        PyModule_AddStringConstant(m, "EMBER_VERSION", EMBER_VERSION) < 0)
+        goto fail;
+    PyObject *logging = PyImport_ImportModule("logging");
+    PyObject *logger = logging ? PyObject_CallMethod(logging, "getLogger", "s", "ember") : NULL;
+    Py_XDECREF(logging);
+    if (!logger) goto fail;
+    log_function = PyObject_GetAttrString(logger, "log");
+    Py_DECREF(logger);
+    if (!log_function) goto fail;
+    ember_log_set(log_to_python, NULL);
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
