@@ -156,6 +156,8 @@ void ember_model_free(ember_model *m) {
     free(m);
 }
 
+const char *ember_supported_architectures(void) { return MODEL_ARCHITECTURES; }
+
 ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) {
     if (!m || !info) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_get_info: NULL argument");
     memset(info, 0, sizeof *info);

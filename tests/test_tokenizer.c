@@ -23,6 +23,13 @@ static void load_uncased_vocab(tokenizer *t) {
     cr_assert_eq(tokenizer_load_vocab(t, MINILM_DIR "/vocab.txt", 1, 1, 1), EMBER_OK, "%s", ember_last_error());
 }
 
+/* all-mpnet-base-v2's tokenizer.json (RobertaProcessing, <mask> with lstrip): the
+ * model is optional (not fetched by tools/setup.sh), so these skip without it. */
+static void load_mpnet(tokenizer *t) {
+    REQUIRE_MPNET();
+    cr_assert_eq(tokenizer_load_dir(t, MPNET_DIR), EMBER_OK, "%s", ember_last_error());
+}
+
 static void load_cased(tokenizer *t) {
     cr_assert_eq(tokenizer_load_vocab(t, CASED_VOCAB, 0, 0, 1), EMBER_OK, "%s", ember_last_error());
 }
@@ -204,6 +211,13 @@ Test(stsb, cased) {
     tokenizer_free(&t);
 }
 
+Test(stsb, mpnet) {
+    tokenizer t;
+    load_mpnet(&t);
+    check_stsb(&t, TOKDATA "stsb-mpnet.txt.gz");
+    tokenizer_free(&t);
+}
+
 /* ---- the stress set --------------------------------------------------------------- */
 
 static int int_array_eq(json_t *arr, const ember_token *t, int32_t n, int what) {
@@ -293,6 +307,13 @@ Test(stress, cased) {
     tokenizer t;
     load_cased(&t);
     check_stress(&t, TOKDATA "stress-cased.jsonl.gz");
+    tokenizer_free(&t);
+}
+
+Test(stress, mpnet) {
+    tokenizer t;
+    load_mpnet(&t);
+    check_stress(&t, TOKDATA "stress-mpnet.jsonl.gz");
     tokenizer_free(&t);
 }
 
