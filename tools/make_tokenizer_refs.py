@@ -12,7 +12,8 @@ from a directory with do_lower_case=false, as a user's cased model would be.
 
 With weights/all-mpnet-base-v2 (weights/fetch.sh all-mpnet-base-v2), also MPNet's tokenizer
 (its tokenizer.json: the same normaliser and WordPiece, RobertaProcessing, added tokens with
-lstrip) as "mpnet". `--only NAME` (uncased, cased, mpnet) writes one vocabulary's files.
+lstrip) as "mpnet", with its tokenizer files copied to tests/data/tokenizer/mpnet/
+(tokenizer.json gzipped). `--only NAME` (uncased, cased, mpnet) writes one vocabulary's files.
 
 Writes, in tests/data/tokenizer/:
   stsb-<vocab>.txt.gz    one line per STS-B sentence (files in name order, each row's
@@ -194,6 +195,12 @@ def main():
     if MPNET.exists() or only == "mpnet":
         loaders["mpnet"] = load_mpnet
     toks = {name: load() for name, load in loaders.items() if only in (None, name)}
+    if "mpnet" in toks:  # the tokenizer files themselves, so that the checks need not the 438 MB model
+        (OUT / "mpnet").mkdir(exist_ok=True)
+        with gzip.GzipFile(OUT / "mpnet/tokenizer.json.gz", "wb", compresslevel=9, mtime=0) as f:
+            f.write((MPNET / "tokenizer.json").read_bytes())
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            (OUT / "mpnet" / name).write_bytes((MPNET / name).read_bytes())
     cases = stress_cases(random.Random(1126))
     for name, tok in toks.items():
         tok.no_truncation()
