@@ -343,13 +343,13 @@ __device__ __forceinline__ float attn_exp2(float x) {
 #include "attention_mma.inc"
 #undef ATTN_FN
 
-template <typename D, int HS, int NW, int BK>
+template <typename D, int HS, int NW, int BK, bool REL>
 __global__ void __launch_bounds__(NW * WARP_SIZE)
     attention_mma_kernel(D *__restrict__ out, const D *__restrict__ qkv, const D *__restrict__ bias,
                          const float *__restrict__ rel_bias, const int32_t *__restrict__ cu_seqlens, int32_t NH,
                          float scale_log2) {
     extern __shared__ __align__(16) unsigned char smem_mma[];
-    attention_mma_block<D, HS, NW, BK>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2, (int)blockIdx.x,
+    attention_mma_block<D, HS, NW, BK, REL>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2, (int)blockIdx.x,
                                        (int)blockIdx.y, (int)blockIdx.z, (int)threadIdx.x, smem_mma);
 }
 
@@ -360,8 +360,13 @@ static cudaError_t attention_mma_launch(D *out, const D *qkv, const D *bias, con
     using cfg = attn_mma_cfg<D, HS, NW, BK>;
     static_assert(cfg::smem <= 48 * 1024, "no opt-in to more than 48 KiB of shared memory here");
     const dim3 grid((unsigned int)S, (unsigned int)NH, ceil_div_u(max_seqlen, cfg::BQ));
-    attention_mma_kernel<D, HS, NW, BK><<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(
-        out, qkv, bias, rel_bias, cu_seqlens, NH, 1.4426950408889634f / sqrtf((float)HS));
+    const float scale_log2 = 1.4426950408889634f / sqrtf((float)HS);
+    if (rel_bias)
+        attention_mma_kernel<D, HS, NW, BK, true>
+            <<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2);
+    else
+        attention_mma_kernel<D, HS, NW, BK, false>
+            <<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2);
     return cudaGetLastError();
 }
 

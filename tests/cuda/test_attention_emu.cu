@@ -268,8 +268,12 @@ static void emu_launch(D *out, const D *qkv, const D *bias, const float *rel_bia
                     threads.emplace_back([&, tid] {
                         tl_block = &blk;
                         tl_tid = tid;
-                        attention_mma_block<D, HS, NW, BK>(out, qkv, bias, rel_bias, cu, NH, scale_log2, s, h, qt,
-                                                           tid, blk.smem.data());
+                        if (rel_bias)
+                            attention_mma_block<D, HS, NW, BK, true>(out, qkv, bias, rel_bias, cu, NH, scale_log2, s,
+                                                                     h, qt, tid, blk.smem.data());
+                        else
+                            attention_mma_block<D, HS, NW, BK, false>(out, qkv, bias, rel_bias, cu, NH, scale_log2, s,
+                                                                      h, qt, tid, blk.smem.data());
                     });
                 for (auto &t : threads) t.join();
             }
