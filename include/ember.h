@@ -181,7 +181,8 @@ EMBER_API void ember_model_free(ember_model *model);
 typedef struct {
     const char *name;         /* the directory's base name */
     const char *architecture; /* "bert" or "mpnet" (config.json's model_type) */
-    int32_t dim;              /* hidden size = pooled vector size */
+    int32_t dim;              /* the size of the vectors ember_encode writes: the hidden size,
+                                 or a Dense module's out_features */
     int32_t n_layers;
     int32_t n_heads;
     int32_t intermediate_size;
@@ -199,6 +200,10 @@ typedef struct {
     int32_t batch_invariant;  /* 1 when a text's vector is the same bits whatever else is in
                                  its batch (the CPU's SIMD kernels); 0 when it may differ in the
                                  last bits (portable C, cuBLAS) */
+    int32_t hidden_size;      /* the width of a token's hidden state (ember_encode_tokens) */
+    const char *modules;      /* the sentence-transformers modules run after the Transformer, in
+                                 order: "Pooling(mean) Dense(768->256, Tanh) Normalize"; "" for a
+                                 plain BERT directory (CLS pooling) */
 } ember_model_info;
 
 EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
@@ -269,7 +274,10 @@ typedef struct {
 EMBER_API ember_encode_params ember_encode_default_params(void);
 
 /*
- * Encode n texts to pooled vectors, out[n * dim] row-major, in input order.
+ * Encode n texts to pooled vectors, out[n * dim] row-major, in input order:
+ * the model's modules as modules.json lists them (Transformer, Pooling, then
+ * any Dense and Normalize modules), so that dim is the last Dense module's
+ * out_features when there is one.
  * lens: byte lengths (NULL, or an entry < 0: NUL-terminated). params NULL:
  * defaults. stats: NULL or n entries to fill. An empty text is valid (it is
  * "[CLS] [SEP]"). Texts are batched internally by max_batch_tokens.
@@ -280,7 +288,7 @@ EMBER_API ember_status ember_encode(ember_model *model, const char *const *texts
 /* Every token's last hidden state ([CLS] and [SEP] included) for n texts. */
 typedef struct {
     int32_t n_texts;
-    int32_t dim;
+    int32_t dim;         /* the hidden size (ember_model_info.hidden_size) */
     int32_t n_tokens;    /* in all */
     int32_t *offsets;    /* n_texts + 1: text i has rows offsets[i] .. offsets[i+1]-1 */
     ember_token *tokens; /* n_tokens: the token of each row */
@@ -303,7 +311,7 @@ typedef struct {
 /*
  * Run the model on n tokenized sequences: pooled vectors into pooled
  * (n * dim, or NULL) and every token's last hidden state into hidden
- * (sum of the lengths * dim, in order, or NULL). A sequence longer than the
+ * (sum of the lengths * hidden_size, in order, or NULL). A sequence longer than the
  * model's max_length is an error, or with params->truncate is cut to its
  * first max_length ids (its last, with truncate_left) — special tokens are
  * not re-added, and `hidden` then holds the rows of the cut sequences. Ids

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu_ops.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/quantize.h"
 #include "ember_internal.h"
 #include "model/hub.h"
 
@@ -152,6 +154,7 @@ void ember_model_free(ember_model *m) {
     free(m->pos);
     free(m->cu_seqlens);
     free(m->seq_tokens);
+    free(m->post_buf);
     if (m->lock_ready) pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -165,7 +168,7 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->name = m->name;
     info->dir = m->files.dir;
     info->architecture = architecture_name(c->arch);
-    info->dim = c->C;
+    info->dim = m->files.out_dim;
     info->n_layers = c->L;
     info->n_heads = c->NH;
     info->intermediate_size = c->FF;
@@ -179,7 +182,10 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->device_index = m->be->device_index;
     info->dtype = m->be->dtype;
     snprintf(info->device_name, sizeof info->device_name, "%s", m->be->name);
-    info->batch_invariant = m->be->batch_invariant;
+    /* a Dense module's product is OpenBLAS's, whose rounding may depend on the batch */
+    info->batch_invariant = m->be->batch_invariant && m->files.n_post == 0;
+    info->hidden_size = c->C;
+    info->modules = m->files.modules;
     return EMBER_OK;
 }
 
@@ -319,6 +325,47 @@ static packed_batch current_batch(const ember_model *m) {
     return (packed_batch){m->batch_S, m->batch_T, m->ids, m->type_ids, m->pos, m->cu_seqlens, m->max_seqlen};
 }
 
+/*
+ * One forward pass of the packed batch. Pooled vectors then go through the
+ * modules after pooling (sentence-transformers' Dense and Normalize), here on
+ * the host whichever the backend, so that the CPU and CUDA paths share them;
+ * `normalize` is the final L2 normalisation.
+ */
+static ember_status run_forward(ember_model *m, const packed_batch *b, float *hidden, float *pooled,
+                                ember_pooling pooling, int normalize) {
+    const model_files *mf = &m->files;
+    if (!pooled || mf->n_post == 0) return m->be->forward(m->be, b, hidden, pooled, pooling, normalize);
+    int32_t widest = mf->cfg.C;
+    for (int32_t i = 0; i < mf->n_post; i++)
+        if (mf->post[i].out > widest) widest = mf->post[i].out;
+    const size_t half = (size_t)b->S * (size_t)widest;
+    if (2 * half > m->post_cap) {
+        float *nb = realloc(m->post_buf, 2 * half * sizeof *nb);
+        if (!nb) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %d pooled vectors", b->S);
+        m->post_buf = nb;
+        m->post_cap = 2 * half;
+    }
+    float *cur = m->post_buf, *next = m->post_buf + half;
+    ember_status st = m->be->forward(m->be, b, hidden, cur, pooling, 0);
+    if (st) return st;
+    int32_t width = mf->cfg.C;
+    for (int32_t i = 0; i < mf->n_post; i++) {
+        const post_module *pm = &mf->post[i];
+        if (pm->kind == POST_DENSE) {
+            dense_cpu(next, cur, pm->w, pm->b, pm->act, b->S, pm->in, pm->out, cpu_kernels_best());
+            float *t = cur;
+            cur = next;
+            next = t;
+            width = pm->out;
+        } else {
+            for (int32_t s = 0; s < b->S; s++) vec_truncate(cur + (size_t)s * width, cur + (size_t)s * width, width, 1);
+        }
+    }
+    for (int32_t s = 0; s < b->S; s++)
+        vec_truncate(pooled + (size_t)s * width, cur + (size_t)s * width, width, normalize);
+    return EMBER_OK;
+}
+
 static void resolve_output(const ember_model *m, const ember_encode_params *p, ember_pooling *pooling,
                            int *normalize) {
     *pooling = p->pooling == EMBER_POOLING_DEFAULT ? m->files.pooling : p->pooling;
@@ -345,14 +392,14 @@ ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdif
     ember_pooling pooling;
     int normalize;
     resolve_output(m, &p, &pooling, &normalize);
-    const int32_t C = m->files.cfg.C;
+    const int32_t D = m->files.out_dim;
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
         int32_t taken;
         st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
         if (st) break;
         packed_batch b = current_batch(m);
-        st = m->be->forward(m->be, &b, NULL, out + (size_t)i * C, pooling, normalize);
+        st = run_forward(m, &b, NULL, out + (size_t)i * D, pooling, normalize);
         i += taken;
     }
     pthread_mutex_unlock(&m->lock);
@@ -457,7 +504,7 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
     ember_pooling pooling;
     int normalize;
     resolve_output(m, &p, &pooling, &normalize);
-    const int32_t C = c->C;
+    const int32_t C = c->C, D = m->files.out_dim;
     size_t hidden_row = 0;
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
@@ -471,8 +518,8 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
             i++;
         }
         packed_batch b = current_batch(m);
-        st = m->be->forward(m->be, &b, hidden ? hidden + hidden_row * C : NULL, pooled ? pooled + (size_t)first * C : NULL,
-                            pooling, normalize);
+        st = run_forward(m, &b, hidden ? hidden + hidden_row * C : NULL, pooled ? pooled + (size_t)first * D : NULL,
+                         pooling, normalize);
         hidden_row += (size_t)m->batch_T;
     }
     pthread_mutex_unlock(&m->lock);

@@ -25,6 +25,8 @@ struct ember_model {
     ember_token *seq_tokens; /* (max_tokens) */
     int32_t *ids, *type_ids, *pos, *cu_seqlens;
     int32_t batch_T, batch_S, max_seqlen;
+    float *post_buf; /* two (S, widest) buffers for the modules after pooling */
+    size_t post_cap; /* floats */
 };
 
 /* Tokenize text (and pair) into out[capacity] with the model's template;

@@ -370,9 +370,19 @@ Test(modules, sentence_transformers_pooling_and_normalize) {
 
 Test(modules, unsupported_module) {
     char *d = st_dir("[{\"idx\":0,\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
+                     "{\"idx\":1,\"path\":\"1_LSTM\",\"type\":\"sentence_transformers.models.LSTM\"}]",
+                     "{}");
+    expect_load_error(d, EMBER_ERR_UNSUPPORTED, "module 'sentence_transformers.models.LSTM' is not supported", NULL);
+    remove_dir(d);
+}
+
+/* Dense runs (tests/test_st_modules.c), but only on a pooled vector */
+Test(modules, dense_before_pooling) {
+    char *d = st_dir("[{\"idx\":0,\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
                      "{\"idx\":1,\"path\":\"2_Dense\",\"type\":\"sentence_transformers.models.Dense\"}]",
                      "{}");
-    expect_load_error(d, EMBER_ERR_UNSUPPORTED, "module 'sentence_transformers.models.Dense' is not supported", NULL);
+    expect_load_error(d, EMBER_ERR_UNSUPPORTED, "module 1 'sentence_transformers.models.Dense' cannot run where it is",
+                      "it must come after Pooling");
     remove_dir(d);
 }
 

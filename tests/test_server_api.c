@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server/server_internal.h"
 #include "test_util.h"
 
 /* One HTTP/1.1 request (Connection: close); the status, and the body in *body. */
@@ -108,6 +109,38 @@ Test(server_api, embed_over_a_socket_then_drain_and_stop) {
     ember_model_free(m);
 }
 
+/* A model with Dense modules: /embed answers their width, /embed_all the
+ * encoder's hidden size per token (tests/data/tiny-st-dense: 32 and 64). */
+Test(server_api, dense_model_widths) {
+    ember_model *m = load_model(SRC_PATH("tests/data/tiny-st-dense"));
+    ember_server_config cfg = ember_server_default_config();
+    cfg.port = 0;
+    cfg.tokenization_workers = 1;
+    ember_server *srv = NULL;
+    cr_assert_eq(ember_server_start(m, &cfg, &srv), EMBER_OK, "%s", ember_last_error());
+    int port = ember_server_port(srv);
+    char *body;
+    cr_assert_eq(http(port, "POST", "/embed", "{\"inputs\": [\"hello world\"]}", &body), 200, "%s", body);
+    json_t *v = json_loads(body, 0, NULL);
+    cr_assert_eq(json_array_size(json_array_get(v, 0)), 32, "%s", body);
+    const char *texts[] = {"hello world"};
+    float want[32];
+    cr_assert_eq(ember_encode(m, texts, NULL, 1, NULL, want, NULL), EMBER_OK);
+    for (size_t d = 0; d < 32; d++)
+        cr_assert(fabs(json_number_value(json_array_get(json_array_get(v, 0), d)) - want[d]) < 1e-5, "dim %zu", d);
+    json_decref(v);
+    free(body);
+    cr_assert_eq(http(port, "POST", "/embed_all", "{\"inputs\": [\"hello world\"]}", &body), 200, "%s", body);
+    v = json_loads(body, 0, NULL);
+    json_t *toks = json_array_get(v, 0);
+    cr_assert_eq(json_array_size(toks), 4, "%s", body); /* [CLS] hello world [SEP] */
+    for (size_t t = 0; t < 4; t++) cr_assert_eq(json_array_size(json_array_get(toks, t)), 64);
+    json_decref(v);
+    free(body);
+    ember_server_stop(srv);
+    ember_model_free(m);
+}
+
 /* Two servers in one process, each with its own port and counters. */
 Test(server_api, two_servers_side_by_side) {
     ember_model *m1 = load_model(TINY_DIR), *m2 = load_model(TINY_DIR);
@@ -155,6 +188,30 @@ Test(server_api, bad_configs_are_refused) {
     cr_assert_neq(ember_server_start(m, &cfg, &srv), EMBER_OK);
     cr_assert(strstr(ember_last_error(), "no.such.host.invalid"), "%s", ember_last_error());
     ember_model_free(m);
+}
+
+/* --api-key's comparison: equal only when every byte and the length agree
+ * (the time it takes is not tested here: it has no branch on the bytes). */
+Test(server_api, api_key_comparison) {
+    const char *key = "s3cret-key";
+    size_t n = strlen(key);
+    cr_assert(secret_equal("s3cret-key", n, key, n));
+    cr_assert_not(secret_equal("s3cret-kez", n, key, n));
+    cr_assert_not(secret_equal("t3cret-key", n, key, n));
+    cr_assert_not(secret_equal("s3cret-ke", n - 1, key, n));          /* a prefix */
+    cr_assert_not(secret_equal("s3cret-keys3cret-key", 2 * n, key, n)); /* the key twice */
+    cr_assert_not(secret_equal("s3cret-key\0", n + 1, key, n));
+    cr_assert_not(secret_equal("", 0, key, n));
+    cr_assert(secret_equal("", 0, "", 0));
+    cr_assert_not(secret_equal("a", 1, "", 0));
+    /* a difference in any one byte is seen */
+    char given[16];
+    for (size_t i = 0; i < n; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(given, key, n);
+            given[i] = (char)(given[i] ^ (1 << bit));
+            cr_assert_not(secret_equal(given, n, key, n), "byte %zu bit %d", i, bit);
+        }
 }
 
 /* POST /search over stored vectors: the hits ember_search gives for the

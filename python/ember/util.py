@@ -3,8 +3,12 @@
 Inputs may be numpy arrays, lists, or torch tensors (moved to numpy); a 1-D input is
 one vector. Results are numpy float32 arrays, and semantic_search returns what
 sentence-transformers returns: a list per query of {"corpus_id", "score"}, best first.
+semantic_search with cos_sim or dot_score (the two sentence-transformers offers) runs
+in ember's library: exact top-k on every core, blocked products, a streaming top-k.
 """
 import numpy as np
+
+from . import _ember
 
 
 def _matrix(x, name):
@@ -55,6 +59,11 @@ def semantic_search(query_embeddings, corpus_embeddings, query_chunk_size=100, c
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     q, c = _pair(query_embeddings, corpus_embeddings)
+    if score_function is cos_sim or score_function is dot_score:
+        # the library's exact search (its own blocking: the chunk sizes do not apply)
+        if score_function is cos_sim:
+            q, c = normalize_embeddings(q), normalize_embeddings(c)
+        return _hits(np.ascontiguousarray(c), q, top_k, threads=0, rescore=0)
     hits = [[] for _ in range(len(q))]
     for qs in range(0, len(q), query_chunk_size):
         for cs in range(0, len(c), corpus_chunk_size):
@@ -70,3 +79,15 @@ def semantic_search(query_embeddings, corpus_embeddings, query_chunk_size=100, c
         h.sort(key=lambda sc: (-sc[0], sc[1]))
         out.append([{"corpus_id": cid, "score": s} for s, cid in h[:top_k]])
     return out
+
+
+def _hits(corpus, queries, top_k, threads, rescore):
+    """ember_search over corpus (a float32 matrix or a path) as semantic_search's result."""
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    n = len(q)
+    rows = np.empty(n * top_k, dtype=np.int64)
+    scores = np.empty(n * top_k, dtype=np.float32)
+    found = np.empty(n, dtype=np.int32)
+    _ember.search(corpus, q, top_k, threads, rescore, rows, scores, found)
+    rows, scores = rows.reshape(n, top_k).tolist(), scores.reshape(n, top_k).tolist()
+    return [[{"corpus_id": rows[i][j], "score": scores[i][j]} for j in range(found[i])] for i in range(n)]

@@ -244,14 +244,15 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
     if (model_ready(self)) return NULL;
     const ember_model_info *i = &self->info;
     return Py_BuildValue(
-        "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:O,s:O,s:s,s:i,s:s,s:s,s:O}", "name", i->name, "dir", i->dir,
+        "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:O,s:O,s:s,s:i,s:s,s:s,s:O,s:i,s:s}", "name", i->name, "dir",
+        i->dir,
         "architecture", i->architecture, "dim", i->dim, "n_layers", i->n_layers, "n_heads", i->n_heads,
         "intermediate_size", i->intermediate_size, "vocab_size", i->vocab_size, "max_length", i->max_length,
         "max_batch_tokens", i->max_batch_tokens, "pooling", ember_pooling_str(i->pooling), "normalize",
         i->normalize ? Py_True : Py_False, "lowercase", i->lowercase ? Py_True : Py_False, "device",
         i->device == EMBER_DEVICE_CUDA ? "cuda" : "cpu", "device_index", i->device_index, "dtype",
         ember_dtype_str(i->dtype), "device_name", i->device_name, "batch_invariant",
-        i->batch_invariant ? Py_True : Py_False);
+        i->batch_invariant ? Py_True : Py_False, "hidden_size", i->hidden_size, "modules", i->modules);
 }
 
 static int encode_params(const char *pooling, int normalize, ember_encode_params *p) {
@@ -520,6 +521,122 @@ static void log_to_python(ember_log_level level, const char *message, void *user
     PyGILState_Release(g);
 }
 
+/* ---- search ------------------------------------------------------------------------------ */
+
+/* A float32 C-contiguous 2-D buffer (rows x dim), for reading. */
+static int float_matrix(PyObject *obj, const char *name, Py_buffer *b) {
+    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND)) return -1;
+    if (b->itemsize != sizeof(float) || !b->format || strcmp(b->format, "f") != 0 || b->ndim != 2) {
+        PyErr_Format(PyExc_TypeError, "%s must be a 2-D float32 C-contiguous array", name);
+        PyBuffer_Release(b);
+        return -1;
+    }
+    return 0;
+}
+
+/* A writable C-contiguous buffer of n items of itemsize bytes and format fmt. */
+static int out_vector(PyObject *obj, const char *name, const char *fmt, Py_ssize_t itemsize, Py_ssize_t n,
+                      Py_buffer *b) {
+    if (PyObject_GetBuffer(obj, b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)) return -1;
+    const char *f = b->format ? b->format : "B";
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    /* numpy spells int64 'l' where long has 64 bits */
+    int same = strcmp(f, fmt) == 0 || (strcmp(fmt, "q") == 0 && strcmp(f, "l") == 0 && sizeof(long) == 8);
+    if (b->itemsize != itemsize || !same || b->len != n * itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s must be a writable array of %zd items of format '%s'", name, n, fmt);
+        PyBuffer_Release(b);
+        return -1;
+    }
+    return 0;
+}
+
+/* search(corpus, queries, k, threads, rescore, rows_out, scores_out, found_out):
+ * ember_search over corpus (a path: shards with their manifest, or a .npy;
+ * or a float32 matrix, wrapped without a copy) for queries (n x dim float32);
+ * rows_out int64 (n*k), scores_out float32 (n*k), found_out int32 (n). */
+static PyObject *search(PyObject *module, PyObject *args, PyObject *kwds) {
+    (void)module;
+    static char *kwlist[] = {"corpus", "queries", "k", "threads", "rescore", "rows_out", "scores_out", "found_out",
+                             NULL};
+    PyObject *corpus_obj, *queries_obj, *rows_obj, *scores_obj, *found_obj;
+    int k, threads, rescore;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOiiiOOO", kwlist, &corpus_obj, &queries_obj, &k, &threads,
+                                     &rescore, &rows_obj, &scores_obj, &found_obj))
+        return NULL;
+    if (k < 1 || threads < 0 || rescore < 0) {
+        PyErr_Format(PyExc_ValueError, "k must be >= 1, threads and rescore >= 0 (got %d, %d, %d)", k, threads,
+                     rescore);
+        return NULL;
+    }
+    Py_buffer corpus = {0}, q = {0}, rows = {0}, scores = {0}, found = {0};
+    PyObject *path = NULL, *result = NULL;
+    int have_corpus = 0, have_q = 0, have_rows = 0, have_scores = 0, have_found = 0;
+    if (PyUnicode_Check(corpus_obj) || PyBytes_Check(corpus_obj)) {
+        if (!PyUnicode_FSConverter(corpus_obj, &path)) return NULL;
+    } else {
+        if (float_matrix(corpus_obj, "corpus", &corpus)) return NULL;
+        have_corpus = 1;
+    }
+    if (float_matrix(queries_obj, "queries", &q)) goto done;
+    have_q = 1;
+    Py_ssize_t n = q.shape[0];
+    if (n > INT32_MAX || (Py_ssize_t)k * n > PY_SSIZE_T_MAX / 8) {
+        PyErr_SetString(PyExc_ValueError, "too many queries");
+        goto done;
+    }
+    if (out_vector(rows_obj, "rows_out", "q", 8, n * k, &rows)) goto done;
+    have_rows = 1;
+    if (out_vector(scores_obj, "scores_out", "f", 4, n * k, &scores)) goto done;
+    have_scores = 1;
+    if (out_vector(found_obj, "found_out", "i", 4, n, &found)) goto done;
+    have_found = 1;
+    if (n == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    ember_status st;
+    char message[1024] = "";
+    ember_hit *hits = PyMem_RawMalloc((size_t)n * (size_t)k * sizeof *hits);
+    if (!hits) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const char *path_str = path ? PyBytes_AS_STRING(path) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    ember_index *ix = NULL;
+    st = path_str ? ember_index_open(path_str, &ix)
+                  : ember_index_wrap(corpus.buf, (int64_t)corpus.shape[0], (int32_t)corpus.shape[1], &ix);
+    if (st == EMBER_OK) {
+        ember_search_params sp = ember_search_default_params();
+        sp.k = k;
+        sp.n_threads = threads;
+        sp.rescore = rescore;
+        st = ember_search(ix, q.buf, (int32_t)n, (int32_t)q.shape[1], &sp, hits, found.buf);
+    }
+    if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
+    ember_index_free(ix);
+    if (st == EMBER_OK) {
+        int64_t *r = rows.buf;
+        float *sc = scores.buf;
+        for (Py_ssize_t i = 0; i < n * k; i++) {
+            r[i] = hits[i].row;
+            sc[i] = hits[i].score;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(hits);
+    if (st != EMBER_OK) raise_status(st, message, path_str != NULL);
+    else result = Py_NewRef(Py_None);
+done:
+    if (have_found) PyBuffer_Release(&found);
+    if (have_scores) PyBuffer_Release(&scores);
+    if (have_rows) PyBuffer_Release(&rows);
+    if (have_q) PyBuffer_Release(&q);
+    if (have_corpus) PyBuffer_Release(&corpus);
+    Py_XDECREF(path);
+    return result;
+}
+
 /* ---- the module -------------------------------------------------------------------------- */
 
 static PyObject *cuda_device_count(PyObject *module, PyObject *unused) {
@@ -533,6 +650,8 @@ static PyObject *cuda_device_count(PyObject *module, PyObject *unused) {
 static PyMethodDef module_methods[] = {
     {"cuda_device_count", cuda_device_count, METH_NOARGS,
      "How many CUDA devices ember sees; -1 when built without CUDA."},
+    {"search", (PyCFunction)(void (*)(void))search, METH_VARARGS | METH_KEYWORDS,
+     "ember_search: the best k corpus rows of each query (see ember.search)."},
     {NULL, NULL, 0, NULL},
 };
 

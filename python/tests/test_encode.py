@@ -1,5 +1,6 @@
 """Model.encode and Model.tokenize: shapes and dtypes as sentence-transformers gives them,
 the same vectors as `ember embed`, and sentence-transformers' vectors for all-MiniLM-L6-v2."""
+import json
 import threading
 import time
 
@@ -228,3 +229,21 @@ def test_similarity(minilm):
     e = minilm.encode(["a cat", "a dog", "a car"])
     s = minilm.similarity(e, e)
     assert s.shape == (3, 3) and np.allclose(np.diag(s), 1, atol=1e-6)
+
+
+def test_dense_modules_like_sentence_transformers():
+    """A model with Dense modules (tools/make_tiny_st_dense.py): sentence-transformers' own vectors."""
+    ref_dir = ROOT / "tests/data/tiny-st-dense-ref"
+    texts = json.loads((ref_dir / "texts.json").read_text(encoding="utf-8"))["texts"]
+    m = ember.Model(str(ROOT / "tests/data/tiny-st-dense"), device="cpu")
+    assert m.dim == 32 and m.get_sentence_embedding_dimension() == 32
+    assert m.info["hidden_size"] == 64
+    assert m.info["modules"] == "Pooling(mean) Dense(64->48, Tanh) Dense(48->32, Identity, no bias) Normalize"
+    got = m.encode(texts)
+    want = np.load(ref_dir / "embeddings.npy")
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert got.shape == want.shape and cos.min() >= 0.99999
+    raw = m.encode(texts, normalize_embeddings=False)
+    np.testing.assert_allclose(raw, np.load(ref_dir / "unnormalized.npy"), atol=1e-5)
+    tokens = m.encode(texts[0], output_value="token_embeddings")
+    assert tokens.shape[1] == 64  # token vectors stay the encoder's width

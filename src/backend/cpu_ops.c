@@ -334,6 +334,22 @@ void matmul_cpu(float *out, const float *inp, const float *w, int32_t T, int32_t
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, inp, K, w, K, 0.0f, out, N);
 }
 
+void dense_cpu(float *out, const float *inp, const float *w, const float *bias, dense_activation act, int32_t S,
+               int32_t K, int32_t N, cpu_kernels k) {
+    matmul_cpu(out, inp, w, S, K, N, k);
+    for (size_t i = 0; i < (size_t)S * (size_t)N; i++) {
+        float v = out[i] + (bias ? bias[i % (size_t)N] : 0.0f);
+        switch (act) {
+        case DENSE_IDENTITY: break;
+        case DENSE_TANH: v = tanhf(v); break;
+        case DENSE_RELU: v = v > 0 ? v : 0.0f; break;
+        case DENSE_GELU: v = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2)); break;
+        case DENSE_SIGMOID: v = 1.0f / (1.0f + expf(-v)); break;
+        }
+        out[i] = v;
+    }
+}
+
 void bias_residual_layernorm_cpu(float *out, const float *inp, const float *bias, const float *residual,
                                  const float *ln_w, const float *ln_b, float eps, int32_t T, int32_t C, cpu_kernels k) {
     const cpu_isa *isa = isa_of(k);

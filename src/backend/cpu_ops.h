@@ -66,6 +66,11 @@ void attention_cpu(float *out /* (T, C) */, const float *qkv, const float *bias,
 void pool_cpu(float *out /* (S, C) */, const float *hidden /* (T, C) */, const int32_t *cu_seqlens, int32_t S,
               int32_t C, ember_pooling pooling, int normalize, cpu_kernels k);
 
+/* sentence-transformers' Dense on pooled vectors: out = act(inp @ w^T + bias),
+ * bias NULL for none; out must not alias inp. */
+void dense_cpu(float *out /* (S, N) */, const float *inp /* (S, K) */, const float *w /* (N, K) */,
+               const float *bias /* (N) */, dense_activation act, int32_t S, int32_t K, int32_t N, cpu_kernels k);
+
 /* ---- the fused forward's ops (no CUDA twin needed: the CUDA backend fuses
  * differently) — called inside a parallel region ------------------------------ */
 

@@ -66,6 +66,23 @@ void die_usage(const char *cmd, const char *fmt, ...);
  * status of a failed command). */
 int cli_fail(void);
 
+/* ember embed --tokens (embed_tokens.c): every token's last hidden state of
+ * each line of `input`, rows to `output` (.npy float32, total tokens x
+ * hidden size) and one JSON line per input line to `index`. Empty lines,
+ * truncation and invalid UTF-8 are counted into *totals as ember_embed_file
+ * counts them; on failure neither file is left. */
+typedef struct {
+    const char *input;       /* a path (plain or gzip) or "-" */
+    const char *jsonl_field; /* NULL: each line is a text */
+    const char *output, *index;
+    int truncate;            /* 0: an over-long line is an error naming it */
+    cancel_fn cancel;
+    void *cancel_user;
+    const char *input_name;  /* set inside: the input's name in messages */
+    int32_t max_length;      /* set inside */
+} tokens_job;
+ember_status embed_tokens(ember_model *m, const tokens_job *job, ember_embed_totals *totals);
+
 /* The line that ember embed draws on stderr while it runs. */
 typedef struct {
     int mode;  /* 0: none, 1: one line redrawn in place (a terminal), 2: a line every 10 s */

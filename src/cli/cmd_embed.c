@@ -15,6 +15,7 @@
 
 static const char *usage =
     "usage: ember embed [options] [INPUT]\n"
+    "       ember embed --tokens -o TOKENS.npy [options] [INPUT]\n"
     "\n"
     "Embed every line of INPUT (a text file, .gz, or - for stdin; default -) and\n"
     "write one vector per line, in order. Empty lines are embedded as empty texts\n"
@@ -32,13 +33,24 @@ static const char *usage =
     "      --resume             continue the run in the -o directory after its last\n"
     "                           complete shard (a fresh start if there is none); the\n"
     "                           result is the same as that of an uninterrupted run\n"
+    "token vectors (--tokens):\n"
+    "      --tokens             every token's last hidden state instead of one vector per\n"
+    "                           line ([CLS] and [SEP] included): -o FILE.npy gets float32\n"
+    "                           (total tokens x hidden size), and --index one JSON line per\n"
+    "                           input line: {\"line\": 1-based, \"rows\": [first, end) in the\n"
+    "                           .npy, \"ids\", \"tokens\", \"offsets\": byte [start, end) in the\n"
+    "                           line per token ([0, 0] for [CLS]/[SEP]), \"truncated\",\n"
+    "                           \"invalid_utf8\"}\n"
+    "      --index PATH         where --tokens writes that index (default: OUTPUT with .npy\n"
+    "                           replaced by .jsonl)\n"
     "input:\n"
     "      --jsonl              INPUT is JSON lines; the text is in --field (default \"text\")\n"
     "      --field NAME         the JSON field holding the text (implies --jsonl)\n"
     "vectors:\n"
     "      --pooling P          cls, mean, max or mean_sqrt_len (default: the model's)\n"
     "      --normalize          L2-normalise the vectors (default: as the model says)\n"
-    "      --no-normalize       do not\n"
+    "      --no-normalize       do not (a Normalize module that ends modules.json is\n"
+    "                           skipped; Dense modules still run)\n"
     "      --no-truncate        fail on a text longer than the model's maximum\n"
     "      --dimensions N       keep the first N dimensions (Matryoshka models), normalised\n"
     "                           again when the vectors are normalised\n"
@@ -122,9 +134,13 @@ typedef struct {
     const char *format;
     int quiet, progress, all_gpus;
     int32_t replicas;
+    int tokens;        /* --tokens */
+    const char *index; /* --index, or made from the output's name */
+    char index_buf[4200];
 } embed_cli;
 
 static int embed_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows);
+static int tokens_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows);
 
 enum {
     OPT_SHARDS = 2000,
@@ -136,7 +152,9 @@ enum {
     OPT_NOPROGRESS,
     OPT_DIMENSIONS,
     OPT_PRECISION,
-    OPT_CALIBRATION
+    OPT_CALIBRATION,
+    OPT_TOKENS,
+    OPT_INDEX
 };
 static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                {"format", required_argument, 0, 'f'},
@@ -159,6 +177,8 @@ static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                {"dimensions", required_argument, 0, OPT_DIMENSIONS},
                                {"precision", required_argument, 0, OPT_PRECISION},
                                {"calibration", required_argument, 0, OPT_CALIBRATION},
+                               {"tokens", no_argument, 0, OPT_TOKENS},
+                               {"index", required_argument, 0, OPT_INDEX},
                                MODEL_OPTIONS,
                                {0, 0, 0, 0}};
 
@@ -214,6 +234,8 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
                 die_usage("embed", "--precision: %s", ember_last_error());
             break;
         case OPT_CALIBRATION: c->eo.calibration = optarg; break;
+        case OPT_TOKENS: c->tokens = 1; break;
+        case OPT_INDEX: c->index = optarg; break;
         case 1001:
             c->all_gpus = strcmp(optarg, "cuda:all") == 0;
             if (c->all_gpus) c->mo.params.device = EMBER_DEVICE_CUDA;
@@ -227,6 +249,8 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
         }
     }
     if (argc - optind > 1) die_usage("embed", "one INPUT at most (got %d)", argc - optind);
+    if (c->tokens) return tokens_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);
+    if (c->index) die_usage("embed", "--index goes with --tokens");
     return embed_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);
 }
 
@@ -257,6 +281,44 @@ static int embed_resolve(embed_cli *c, const char *input, const char *field, int
         fprintf(stderr, "ember: error: %s: cannot open: %s\n", input, strerror(errno));
         return 1;
     }
+    return 0;
+}
+
+/* --tokens: one .npy and its index; the options of pooled vectors make no
+ * sense with it. 0 to go on, else the exit status. */
+static int tokens_resolve(embed_cli *c, const char *input, const char *field, int jsonl_in, int32_t shard_rows) {
+    const ember_embed_options *o = &c->eo;
+    const struct {
+        int set;
+        const char *name;
+    } pooled_only[] = {{c->format != NULL, "--format"},
+                       {shard_rows > 0, "--shard-rows"},
+                       {o->resume, "--resume"},
+                       {o->encode.pooling != EMBER_POOLING_DEFAULT, "--pooling"},
+                       {o->encode.normalize != EMBER_NORMALIZE_DEFAULT, "--normalize / --no-normalize"},
+                       {o->dimensions > 0, "--dimensions"},
+                       {o->precision != EMBER_PRECISION_FLOAT32, "--precision"},
+                       {o->calibration != NULL, "--calibration"},
+                       {c->replicas > 0, "--replicas"},
+                       {o->window != ember_embed_default_options().window, "--window"},
+                       {o->tokenizer_threads > 0, "--tokenizer-threads"},
+                       {o->max_batch_rows > 0, "--batch"}};
+    for (size_t k = 0; k < sizeof pooled_only / sizeof *pooled_only; k++)
+        if (pooled_only[k].set)
+            die_usage("embed", "%s does not go with --tokens (token vectors are the hidden states as they are)",
+                      pooled_only[k].name);
+    if (c->all_gpus) die_usage("embed", "--tokens runs on one device (not cuda:all)");
+    const char *out = c->eo.output;
+    if (!out || strcmp(out, "-") == 0 || !ends_with(out, ".npy"))
+        die_usage("embed", "--tokens writes a .npy file: give -o FILE.npy");
+    if (!c->index) {
+        snprintf(c->index_buf, sizeof c->index_buf, "%.*s.jsonl", (int)(strlen(out) - 4), out);
+        c->index = c->index_buf;
+    }
+    if (strcmp(c->index, out) == 0) die_usage("embed", "--index must differ from the output (%s)", out);
+    c->eo.input = input;
+    if (ends_with(input, ".jsonl") || ends_with(input, ".jsonl.gz")) jsonl_in = 1;
+    c->eo.jsonl_field = jsonl_in ? (field ? field : "text") : NULL;
     return 0;
 }
 
@@ -324,6 +386,17 @@ static int models_load(embed_cli *c, model_set *ms) {
 
 /* ---- what happened ------------------------------------------------------------------------------- */
 
+/* What the input held that was not plain text (the same lines for --tokens). */
+static void print_input_notes(const ember_embed_totals *t, int32_t max_length) {
+    if (t->empty) fprintf(stderr, "ember embed: %lld empty lines embedded as empty texts\n", (long long)t->empty);
+    if (t->truncated)
+        fprintf(stderr, "ember embed: %lld texts truncated to %d tokens (first: row %lld)\n", (long long)t->truncated,
+                max_length, (long long)t->first_truncated);
+    if (t->invalid_utf8)
+        fprintf(stderr, "ember embed: %lld texts had invalid UTF-8, replaced by U+FFFD (first: row %lld)\n",
+                (long long)t->invalid_utf8, (long long)t->first_invalid);
+}
+
 static void print_summary(const ember_embed_result *r, const ember_model_info *info, const model_set *ms) {
     const ember_embed_totals *t = &r->totals;
     const double dt = r->elapsed;
@@ -342,13 +415,36 @@ static void print_summary(const ember_embed_result *r, const ember_model_info *i
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) fprintf(stderr, "; peak memory %.0f MiB", ru.ru_maxrss / 1024.0);
     fputc('\n', stderr);
-    if (t->empty) fprintf(stderr, "ember embed: %lld empty lines embedded as empty texts\n", (long long)t->empty);
-    if (t->truncated)
-        fprintf(stderr, "ember embed: %lld texts truncated to %d tokens (first: row %lld)\n", (long long)t->truncated,
-                info->max_length, (long long)t->first_truncated);
-    if (t->invalid_utf8)
-        fprintf(stderr, "ember embed: %lld texts had invalid UTF-8, replaced by U+FFFD (first: row %lld)\n",
-                (long long)t->invalid_utf8, (long long)t->first_invalid);
+    print_input_notes(t, info->max_length);
+}
+
+/* ember embed --tokens, after the options: one model, one pass. */
+static int run_tokens(embed_cli *c) {
+    ember_model *m = model_opts_load(&c->mo);
+    if (!m) return 1;
+    tokens_job job = {c->eo.input, c->eo.jsonl_field, c->eo.output, c->index, c->eo.encode.truncate,
+                      stop_requested, NULL, NULL, 0};
+    ember_embed_totals t;
+    double t0 = clock_now();
+    ember_status st = embed_tokens(m, &job, &t);
+    double dt = clock_now() - t0;
+    ember_model_info info;
+    ember_model_get_info(m, &info);
+    int rc = 0;
+    if (st == EMBER_ERR_CANCELLED) {
+        fprintf(stderr, "ember embed: interrupted (%s): %s and %s were not written\n",
+                stop_signal == SIGTERM ? "SIGTERM" : "Ctrl-C", c->eo.output, c->index);
+        rc = stop_signal == SIGTERM ? 143 : 130;
+    } else if (st != EMBER_OK) {
+        rc = cli_fail();
+    } else if (!c->quiet) {
+        fprintf(stderr, "ember embed: %lld lines, %lld token vectors (%d-dim) in %.2f s, %s: %s, index %s\n",
+                (long long)t.rows, (long long)t.tokens, info.hidden_size, dt, info.device_name, c->eo.output,
+                c->index);
+        print_input_notes(&t, info.max_length);
+    }
+    ember_model_free(m);
+    return rc;
 }
 
 /* What a cancelled run left, and how to go on; the exit status. */
@@ -384,9 +480,11 @@ int cmd_embed(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    model_set ms;
+    model_set ms = {0};
     rc = 1;
-    if (models_load(&c, &ms)) {
+    if (c.tokens) {
+        rc = run_tokens(&c);
+    } else if (models_load(&c, &ms)) {
         progress_line pl = {c.progress == 0 ? 0 : isatty(2) ? 1 : c.progress == 1 ? 2 : 0, 0, 0};
         c.eo.progress = progress_draw;
         c.eo.progress_user = &pl;

@@ -33,12 +33,13 @@ int cmd_info(int argc, char **argv) {
     ember_model_info i;
     ember_model_get_info(m, &i);
     printf("model          %s (%s)\n", i.name, mo.model_dir);
-    printf("architecture   %s: %d layers, hidden %d, %d heads, intermediate %d\n", i.architecture, i.n_layers, i.dim,
+    printf("architecture   %s: %d layers, hidden %d, %d heads, intermediate %d\n", i.architecture, i.n_layers, i.hidden_size,
            i.n_heads, i.intermediate_size);
     printf("vocabulary     %d tokens, %s\n", i.vocab_size, i.lowercase ? "uncased (lowercased)" : "cased");
     printf("max length     %d tokens (batches of up to %d tokens)\n", i.max_length, i.max_batch_tokens);
     printf("output         %d-dim, %s pooling%s\n", i.dim, ember_pooling_str(i.pooling),
            i.normalize ? ", L2-normalised" : "");
+    if (i.modules[0]) printf("modules        %s\n", i.modules);
     printf("device         %s, %s\n", i.device_name, ember_dtype_str(i.dtype));
     printf("batching       %s\n", i.batch_invariant ? "a text's vector is the same bits in any batch"
                                                      : "a text's vector may differ in the last bits with its batch");

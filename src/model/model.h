@@ -77,6 +77,21 @@ int32_t rel_bucket(int32_t d);
  * cfg's architecture numbers them (see bert_config.pad_id). */
 void model_position_ids(const bert_config *cfg, const int32_t *ids, int32_t n, int32_t *pos);
 
+/* sentence-transformers' Dense: out = act(W x + b) on the pooled vector. */
+typedef enum { DENSE_IDENTITY, DENSE_TANH, DENSE_RELU, DENSE_GELU, DENSE_SIGMOID } dense_activation;
+
+/* A module that runs after pooling, in modules.json's order: a Dense, or an
+ * L2 normalisation followed by more modules (a Normalize that ends the list
+ * is model_files.normalize instead, so that callers can turn it off). */
+typedef struct {
+    enum { POST_DENSE, POST_NORMALIZE } kind;
+    char name[64];          /* its folder in the model directory: "2_Dense" */
+    int32_t in, out;        /* widths: K and N of the product */
+    dense_activation act;
+    float *w;               /* (out, in) fp32, as PyTorch stores it */
+    float *b;               /* (out), or NULL for bias=false */
+} post_module;
+
 /* Everything a model directory says, before any backend exists. */
 typedef struct {
     char dir[4096];
@@ -87,6 +102,11 @@ typedef struct {
     int normalize;
     int32_t max_seq_length;  /* sentence_bert_config.json (0: none) */
     int lowercase_input;     /* sentence_bert_config.json do_lower_case */
+    post_module *post;       /* after pooling (n_post; NULL when none) */
+    int32_t n_post;
+    int32_t out_dim;         /* the pooled vector's width after them (C when none) */
+    char modules[512];       /* what modules.json runs after the Transformer, as ember runs it:
+                                "Pooling(mean) Dense(64->48, Tanh) Normalize"; "" for none */
 } model_files;
 
 ember_status model_files_open(model_files *mf, const char *dir);

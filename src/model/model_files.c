@@ -321,6 +321,128 @@ done:
     return st;
 }
 
+/* The weights of a Dense module: `name` (ndim 1 or 2) of `f`, shape checked,
+ * converted to a fresh fp32 array. */
+static ember_status dense_tensor(const safetensors_file *f, const char *name, int ndim, int64_t d0, int64_t d1,
+                                 float **out) {
+    const st_tensor *t = safetensors_find(f, name);
+    if (!t) return ember_fail(EMBER_ERR_FORMAT, "%s: tensor '%s' is missing", f->path, name);
+    if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
+        char want[64];
+        if (ndim == 2) snprintf(want, sizeof want, "%lld, %lld", (long long)d0, (long long)d1);
+        else snprintf(want, sizeof want, "%lld", (long long)d0);
+        return ember_fail(EMBER_ERR_FORMAT, "%s: tensor '%s' has wrong shape: got %d dimensions [%lld, ...], expected [%s]",
+                          f->path, name, t->ndim, (long long)t->shape[0], want);
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 are supported",
+                          f->path, name, st_dtype_name(t->dtype));
+    if (!(*out = malloc((size_t)t->numel * sizeof **out))) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    return st_tensor_to_f32(t, *out);
+}
+
+/* A sentence-transformers Dense module in dir/sub: config.json
+ * (in_features, out_features, bias, activation_function) and
+ * model.safetensors (linear.weight, linear.bias), on vectors of width `in`. */
+static ember_status load_dense(post_module *pm, const char *dir, const char *sub, int32_t in) {
+    char path[4096], weights[4096];
+    if (snprintf(path, sizeof path, "%s/%s/config.json", dir, sub) >= (int)sizeof path ||
+        snprintf(weights, sizeof weights, "%s/%s/model.safetensors", dir, sub) >= (int)sizeof weights)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+    json_t *root;
+    ember_status st = json_file(path, &root);
+    if (st) return st;
+    pm->kind = POST_DENSE;
+    snprintf(pm->name, sizeof pm->name, "%s", sub);
+    int32_t has_bias = 1;
+    json_t *b = json_object_get(root, "bias");
+    if (b && !json_is_boolean(b)) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: 'bias' must be true or false", path);
+        goto done;
+    }
+    if (b) has_bias = json_is_true(b);
+    static const char *const io[] = {"module_input_name", "module_output_name"};
+    for (int k = 0; k < 2; k++) {
+        const char *v = json_string_value(json_object_get(root, io[k]));
+        if (v && strcmp(v, "sentence_embedding") != 0) {
+            st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: %s '%s' is not supported (ember runs Dense on the pooled "
+                            "vector, 'sentence_embedding')", path, io[k], v);
+            goto done;
+        }
+    }
+    if ((st = get_int(root, path, "in_features", 1, 0, 1, 1 << 20, &pm->in)) ||
+        (st = get_int(root, path, "out_features", 1, 0, 1, 1 << 20, &pm->out)))
+        goto done;
+    if (pm->in != in) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: in_features %d does not match the %d-dim vectors the modules before it give",
+                        path, pm->in, in);
+        goto done;
+    }
+    /* sentence-transformers' default is Tanh */
+    const char *act = json_string_value(json_object_get(root, "activation_function"));
+    const char *base = act ? strrchr(act, '.') : NULL;
+    base = base ? base + 1 : act ? act : "Tanh";
+    static const struct {
+        const char *name;
+        dense_activation act;
+    } acts[] = {{"Identity", DENSE_IDENTITY}, {"Tanh", DENSE_TANH},       {"ReLU", DENSE_RELU},
+                {"GELU", DENSE_GELU},         {"Sigmoid", DENSE_SIGMOID}};
+    size_t k = 0;
+    while (k < sizeof acts / sizeof *acts && strcmp(acts[k].name, base) != 0) k++;
+    if (k == sizeof acts / sizeof *acts) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED,
+                        "%s: activation_function '%s' is not supported (torch.nn Identity, Tanh, ReLU, GELU, Sigmoid)",
+                        path, act);
+        goto done;
+    }
+    pm->act = acts[k].act;
+    if (!file_exists(weights)) {
+        char bin[4096];
+        snprintf(bin, sizeof bin, "%s/%s/pytorch_model.bin", dir, sub);
+        st = file_exists(bin) ? ember_fail(EMBER_ERR_UNSUPPORTED,
+                                           "%s: the Dense module's weights are in pytorch_model.bin, which ember does not "
+                                           "read: save them as model.safetensors (sentence-transformers >= 2.3 does)",
+                                           bin)
+                              : ember_fail(EMBER_ERR_IO, "%s: no such file (the Dense module's weights)", weights);
+        goto done;
+    }
+    safetensors_file f;
+    if ((st = safetensors_open(&f, weights))) goto done;
+    if (!(st = dense_tensor(&f, "linear.weight", 2, pm->out, pm->in, &pm->w)) && has_bias)
+        st = dense_tensor(&f, "linear.bias", 1, pm->out, 0, &pm->b);
+    safetensors_close(&f);
+done:
+    if (st) {
+        free(pm->w);
+        free(pm->b);
+        pm->w = pm->b = NULL;
+    }
+    json_decref(root);
+    return st;
+}
+
+static void describe_modules(model_files *mf, int have_pooling) {
+    static const char *const act_names[] = {"Identity", "Tanh", "ReLU", "GELU", "Sigmoid"};
+    size_t n = 0, cap = sizeof mf->modules;
+    mf->modules[0] = '\0';
+    if (have_pooling) n += (size_t)snprintf(mf->modules, cap, "Pooling(%s)", ember_pooling_str(mf->pooling));
+    for (int32_t i = 0; i < mf->n_post + mf->normalize && n < cap; i++) {
+        const post_module *pm = i < mf->n_post ? &mf->post[i] : NULL;
+        const char *sep = n ? " " : "";
+        if (pm && pm->kind == POST_DENSE)
+            n += (size_t)snprintf(mf->modules + n, cap - n, "%sDense(%d->%d, %s%s)", sep, pm->in, pm->out,
+                                  act_names[pm->act], pm->b ? "" : ", no bias");
+        else
+            n += (size_t)snprintf(mf->modules + n, cap - n, "%sNormalize", sep);
+    }
+}
+
+/*
+ * modules.json: what ember runs is Transformer, then Pooling (CLS when there
+ * is none), then Dense and Normalize modules in any order (and Dropout, the
+ * identity at inference). Any other module, or these in another order, is
+ * an error naming it: nothing is skipped.
+ */
 static ember_status load_modules(model_files *mf, const char *dir) {
     char path[4096];
     json_t *mods;
@@ -332,9 +454,14 @@ static ember_status load_modules(model_files *mf, const char *dir) {
         json_decref(mods);
         return ember_fail(EMBER_ERR_FORMAT, "%s: not a JSON list", path);
     }
+    if (!(mf->post = calloc(json_array_size(mods) + 1, sizeof *mf->post))) {
+        json_decref(mods);
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
     size_t i;
     json_t *m;
     int have_transformer = 0, have_pooling = 0;
+    int32_t width = mf->cfg.C;
     json_array_foreach(mods, i, m) {
         const char *type = json_string_value(json_object_get(m, "type"));
         const char *sub = json_string_value(json_object_get(m, "path"));
@@ -344,22 +471,42 @@ static ember_status load_modules(model_files *mf, const char *dir) {
         }
         const char *base = strrchr(type, '.');
         base = base ? base + 1 : type;
+        const char *misplaced = NULL;
         if (strcmp(base, "Transformer") == 0) {
+            if (i != 0) misplaced = "ember runs the Transformer first, once";
             have_transformer = 1;
         } else if (strcmp(base, "Pooling") == 0) {
+            if (have_pooling || mf->n_post > 0) misplaced = "ember runs one Pooling, right after the Transformer";
             char pp[4096];
             if (snprintf(pp, sizeof pp, "%s/%s/config.json", dir, sub ? sub : "1_Pooling") >= (int)sizeof pp) {
                 st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
                 break;
             }
-            if ((st = load_pooling(mf, pp))) break;
+            if (!misplaced && (st = load_pooling(mf, pp))) break;
             have_pooling = 1;
+        } else if (strcmp(base, "Dense") == 0) {
+            if (!have_pooling) misplaced = "a Dense module acts on the pooled vector: it must come after Pooling";
+            else if (!sub || !*sub) st = ember_fail(EMBER_ERR_FORMAT, "%s: the Dense module %zu has no path", path, i);
+            else if (!(st = load_dense(&mf->post[mf->n_post], dir, sub, width))) width = mf->post[mf->n_post++].out;
+            if (st) break;
+        } else if (strcmp(base, "Dropout") == 0) {
+            if (!have_transformer) misplaced = "ember runs the Transformer first, once";
+            /* the identity at inference, where sentence-transformers puts it */
         } else if (strcmp(base, "Normalize") == 0) {
-            mf->normalize = 1;
+            post_module *pm = &mf->post[mf->n_post++];
+            pm->kind = POST_NORMALIZE;
+            pm->in = pm->out = width;
+            snprintf(pm->name, sizeof pm->name, "%s", sub ? sub : "Normalize");
         } else {
             st = ember_fail(EMBER_ERR_UNSUPPORTED,
-                            "%s: sentence-transformers module '%s' is not supported (Transformer, Pooling, Normalize)",
+                            "%s: sentence-transformers module '%s' is not supported (ember runs Transformer, Pooling, "
+                            "Dense, Normalize, Dropout)",
                             path, type);
+            break;
+        }
+        if (misplaced) {
+            st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: module %zu '%s' cannot run where it is: %s", path, i, type,
+                            misplaced);
             break;
         }
     }
@@ -367,6 +514,13 @@ static ember_status load_modules(model_files *mf, const char *dir) {
     if (st) return st;
     if (!have_transformer) return ember_fail(EMBER_ERR_FORMAT, "%s: no Transformer module", path);
     if (!have_pooling) mf->pooling = EMBER_POOLING_CLS;
+    /* a Normalize that ends the list is the model's `normalize` (callers may turn it off) */
+    if (mf->n_post > 0 && mf->post[mf->n_post - 1].kind == POST_NORMALIZE) {
+        mf->n_post--;
+        mf->normalize = 1;
+    }
+    mf->out_dim = width;
+    describe_modules(mf, have_pooling);
 
     if (!path_join(path, sizeof path, dir, "sentence_bert_config.json")) return EMBER_OK;
     if (!file_exists(path)) return EMBER_OK;
@@ -403,6 +557,7 @@ ember_status model_files_open(model_files *mf, const char *dir) {
     if ((st = bind_tensors(mf))) goto fail;
     mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
     mf->normalize = 0;
+    mf->out_dim = mf->cfg.C;
     path_join(path, sizeof path, dir, "modules.json");
     if (file_exists(path) && (st = load_modules(mf, dir))) goto fail;
     return EMBER_OK;
@@ -412,6 +567,13 @@ fail:
 }
 
 void model_files_close(model_files *mf) {
+    for (int32_t i = 0; mf->post && i < mf->n_post; i++) {
+        free(mf->post[i].w);
+        free(mf->post[i].b);
+    }
+    free(mf->post);
+    mf->post = NULL;
+    mf->n_post = 0;
     free(mf->tensors.layers);
     mf->tensors.layers = NULL;
     safetensors_close(&mf->st);

@@ -435,7 +435,7 @@ void api_parse(request *r) {
     if (!tokenize_inputs(r, in, field)) goto done;
     r->tok_seconds = clock_now() - t0;
     size_t D = (size_t)s->dim;
-    if (r->out == OUT_HIDDEN) r->hidden = malloc((size_t)r->n_tokens * D * sizeof(float));
+    if (r->out == OUT_HIDDEN) r->hidden = malloc((size_t)r->n_tokens * (size_t)s->info.hidden_size * sizeof(float));
     else r->pooled = malloc((size_t)r->n * D * sizeof(float));
     if (!r->hidden && !r->pooled) {
         request_fail(r, FAIL_BACKEND, "out of memory for the results of %d inputs", r->n);
@@ -535,9 +535,10 @@ void api_respond(request *r) {
         for (int32_t i = 0; i < r->n && !b.oom; i++) {
             if (i) sb_putc(&b, ',');
             sb_putc(&b, '[');
+            const int64_t H = s->info.hidden_size;
             for (int64_t t = r->off[i]; t < r->off[i + 1]; t++) {
                 if (t > r->off[i]) sb_putc(&b, ',');
-                sb_float_array(&b, r->hidden + t * D, (size_t)D);
+                sb_float_array(&b, r->hidden + t * H, (size_t)H);
             }
             sb_putc(&b, ']');
         }

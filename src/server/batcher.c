@@ -57,7 +57,7 @@ static void run_batch(server *s, int32_t n, int64_t tokens) {
     metrics_observe(&s->metrics, HIST_BATCH_TOKENS, (double)tokens);
     for (int32_t i = 0; i < n; i++)
         if (s->taken[i]->req->t_first_batch == 0) s->taken[i]->req->t_first_batch = t0;
-    const int32_t D = s->dim;
+    const int32_t D = s->dim, H = s->info.hidden_size;
     /* one forward pass per output kind present (usually one) */
     for (int kind = 0; kind < OUT_KINDS; kind++) {
         int32_t k = 0;
@@ -91,7 +91,7 @@ static void run_batch(server *s, int32_t n, int64_t tokens) {
                     atomic_store(&r->failed, 1);
                 }
             } else if (kind == OUT_HIDDEN) {
-                memcpy(r->hidden + a * D, s->hidden_buf + row * D, (size_t)(len * D) * sizeof(float));
+                memcpy(r->hidden + a * H, s->hidden_buf + row * H, (size_t)(len * H) * sizeof(float));
             } else {
                 memcpy(r->pooled + (int64_t)e->index * D, s->pooled_buf + (int64_t)j * D, (size_t)D * sizeof(float));
             }
@@ -218,7 +218,7 @@ int batcher_start(server *s) {
     s->seqs = malloc(N * sizeof *s->seqs);
     s->taken = malloc(N * sizeof *s->taken);
     s->pooled_buf = malloc(N * D * sizeof(float));
-    s->hidden_buf = malloc((size_t)s->max_batch_tokens * D * sizeof(float));
+    s->hidden_buf = malloc((size_t)s->max_batch_tokens * (size_t)s->info.hidden_size * sizeof(float));
     if (!s->seqs || !s->taken || !s->pooled_buf || !s->hidden_buf) return 0;
     if (pthread_create(&s->model_thread, NULL, model_main, s) != 0) return 0;
     s->model_started = 1;

@@ -26,6 +26,7 @@ static const fail_shape fail_shapes[FAIL_KINDS] = {
     [FAIL_DISCONNECTED] = {499, 499, "validation", "invalid_request_error", NULL, "disconnected"},
     [FAIL_NOT_FOUND] = {404, 404, "validation", "not_found_error", NULL, "not_found"},
     [FAIL_UNAUTHORIZED] = {401, 401, "validation", "authentication_error", "invalid_api_key", "unauthorized"},
+    [FAIL_BAD_REQUEST] = {400, 400, "validation", "invalid_request_error", NULL, "bad_request"},
 };
 
 unsigned fail_status(fail_kind kind, int openai) {

@@ -18,6 +18,7 @@ typedef enum {
     FAIL_DISCONNECTED, /* the client left before its answer was ready */
     FAIL_NOT_FOUND,
     FAIL_UNAUTHORIZED,
+    FAIL_BAD_REQUEST, /* the request's framing: Content-Length repeated, or with Transfer-Encoding */
     FAIL_KINDS
 } fail_kind;
 

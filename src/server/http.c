@@ -2,11 +2,14 @@
  * handing requests to the pipeline and sending what it answers. Everything
  * here runs on libmicrohttpd's one polling thread, except request_reply and
  * request_fail, which the pipeline stages call too. */
+#include <malloc.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -30,8 +33,25 @@ typedef struct {
     request r;
     int state;
     reply rep;
+    size_t reply_len; /* of the answer sent */
 } http_request;
 
+/* A request whose body or answer was this large gives memory back after it. */
+#define TRIM_AFTER_BYTES ((size_t)1 << 20)
+
+/* Memory freed after a large request (parsed on a worker, answered from
+ * another) or after many connections close sits in malloc's arenas, and
+ * glibc hands it back to the system only from the top of a heap: an abusive
+ * burst would leave the process that much larger. Given back here, on the
+ * HTTP thread, after the request or the connections it came from are gone
+ * (not on every request: a trim walks every arena). */
+static void trim_if_due(server *s) {
+    if (!s->trim_due) return;
+    s->trim_due = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
 
 /* ---- sending ------------------------------------------------------------------ */
 
@@ -170,10 +190,23 @@ static enum MHD_Result answer_get(server *s, struct MHD_Connection *conn, route_
     }
 }
 
+int secret_equal(const char *given, size_t given_len, const char *secret, size_t secret_len) {
+    /* Every byte of what was given is read, against the secret's bytes in
+     * turn, with no early exit: the time taken depends on the length the
+     * client sent, not on where it differs nor on the secret's length. */
+    volatile unsigned char diff = given_len != secret_len;
+    for (size_t i = 0; i < given_len; i++) {
+        unsigned char k = secret_len ? (unsigned char)secret[i % secret_len] : 0;
+        diff |= (unsigned char)given[i] ^ k;
+    }
+    return diff == 0;
+}
+
 static int authorized(server *s, struct MHD_Connection *conn) {
     if (!s->cfg.api_key) return 1;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    return h && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, s->cfg.api_key) == 0;
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return 0;
+    return secret_equal(h + 7, strlen(h + 7), s->cfg.api_key, strlen(s->cfg.api_key));
 }
 
 static void http_request_free(http_request *h) {
@@ -192,14 +225,24 @@ static void http_request_free(http_request *h) {
 /* Send the reply a request holds, on the HTTP thread. */
 static enum MHD_Result flush_reply(server *s, http_request *h) {
     h->state = ST_ANSWERED;
+    h->reply_len = h->rep.len;
     reply rep = h->rep;
     h->rep.body = NULL;
     return send_now(s, h->r.conn, rep.status, rep.body, rep.len, rep.content_type, &h->r, NULL);
 }
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value) {
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) ++*(int *)cls;
+    return MHD_YES;
+}
+
 /* The first call for a request: its headers are in. */
 static enum MHD_Result begin(server *s, struct MHD_Connection *conn, const char *url, const char *method,
                              void **con_cls) {
+    trim_if_due(s);
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     route_id route = (post || get) ? route_of(url, post) : ROUTE_NONE;
@@ -243,7 +286,19 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *conn, const char 
         request_fail(r, FAIL_UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Bearer KEY')");
         return flush_reply(s, h);
     }
+    /* Two Content-Lengths, or one beside Transfer-Encoding, frame the body in
+     * two ways: a proxy in front may read it one way and libmicrohttpd the
+     * other (request smuggling). Refused, and the connection closed, since
+     * the body is not read. */
+    int n_cl = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &n_cl);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (n_cl > 1 || (cl && te)) {
+        request_fail(r, FAIL_BAD_REQUEST, "%s", n_cl > 1 ? "more than one Content-Length header"
+                                                         : "both Content-Length and Transfer-Encoding headers");
+        return flush_reply(s, h);
+    }
     if (cl) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
@@ -276,11 +331,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_large || r->len + n > (size_t)s->cfg.payload_limit) {
-            /* a chunked body (no Content-Length) over the limit: drop the
-             * rest and answer 413 once it has all arrived */
-            r->too_large = 1;
-            return MHD_YES;
+        if (r->dropped || r->len + n > (size_t)s->cfg.payload_limit) {
+            /* A chunked body (no Content-Length) over the limit. libmicrohttpd
+             * (0.9.75) cannot answer in the middle of a body: the rest is
+             * dropped as it comes and answered 413 at its end, but past
+             * four more limits' worth the connection is closed unanswered,
+             * so that an endless body ends. */
+            r->dropped += n;
+            return r->dropped / 4 > (size_t)s->cfg.payload_limit ? MHD_NO : MHD_YES;
         }
         if (r->len + n + 1 > r->cap) {
             size_t cap = r->cap ? r->cap : 4096;
@@ -295,7 +353,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     /* the whole body is in */
-    if (r->too_large) {
+    if (r->dropped) {
         request_fail(r, FAIL_PAYLOAD_TOO_LARGE, "the body is over the payload limit of %lld bytes",
                      (long long)s->cfg.payload_limit);
         return flush_reply(s, h);
@@ -329,7 +387,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!h || is_get(h)) return;
     *con_cls = NULL;
     if (h->r.admitted) metrics_set_queue(&s->metrics, -1, atomic_fetch_sub(&s->in_flight, 1) - 1);
+    /* the answer's buffer is freed after this: trimmed at the next request
+     * or connection close */
+    if (h->r.cap + h->r.dropped + h->reply_len >= TRIM_AFTER_BYTES) s->trim_due = 1;
     http_request_free(h);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    (void)conn;
+    (void)socket_context;
+    server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (++s->connections > s->connections_peak) s->connections_peak = s->connections;
+        return;
+    }
+    s->connections--;
+    if (s->connections_peak >= 256 && s->connections < s->connections_peak / 2) {
+        s->connections_peak = s->connections;
+        s->trim_due = 1;
+    }
+    trim_if_due(s);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap) {
@@ -347,12 +425,23 @@ struct MHD_Daemon *http_start(server *s, const struct sockaddr *addr, int ipv6) 
      * open until --idle-timeout; poll() sees it at once. */
     flags |= MHD_USE_POLL;
     if (ipv6) flags |= MHD_USE_IPv6;
-    /* every in-flight request plus idle keep-alive connections */
+    /* Connections, idle or not, up to what the descriptor limit allows (a
+     * few kept for the model's files and the threads' pipes), so that many
+     * idle clients do not lock out the others; no fewer than the requests in
+     * flight plus some keep-alive ones. Beyond it a new connection is closed
+     * at once; idle ones are closed after --idle-timeout. */
     unsigned limit = (unsigned)s->cfg.max_concurrent_requests + 1024;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256) {
+        rlim_t fit = rl.rlim_cur == RLIM_INFINITY ? (rlim_t)(1u << 20) : rl.rlim_cur - 128;
+        limit = fit > (rlim_t)(1u << 20) ? (1u << 20) : (unsigned)fit;
+    }
+    if (limit < 16) limit = 16;
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, to catch the others' messages */
                             MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout,
                             MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,

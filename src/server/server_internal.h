@@ -77,7 +77,7 @@ typedef struct request {
     /* the body */
     char *body;
     size_t len, cap;
-    int too_large;
+    size_t dropped; /* bytes of a chunked body over the payload limit, not kept */
 
     /* the parsed request */
     int batch; /* `inputs` was a list (TEI's method="batch") */
@@ -115,6 +115,9 @@ typedef struct ember_server {
     struct MHD_Daemon *daemon;
     int listen_fd; /* after a drain, the listening socket to close (-1: none) */
     int32_t port;
+    /* the HTTP thread's own */
+    int64_t connections, connections_peak; /* open now; the most since memory was last given back */
+    int trim_due;                          /* give freed memory back to the system at the next chance */
     metrics metrics;
     ember_index *index;     /* POST /search's vectors, or NULL */
     ember_index_info index_info;
@@ -154,6 +157,9 @@ typedef struct ember_server {
 void request_reply(request *r, unsigned status, char *body, size_t len, const char *content_type);
 /* Fail r with an error of `kind` in its API's shape (TEI or OpenAI). */
 void request_fail(request *r, fail_kind kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 when given (given_len bytes) is the secret, in a time that depends only
+ * on given_len (--api-key). */
+int secret_equal(const char *given, size_t given_len, const char *secret, size_t secret_len);
 /* api.c: the work of the worker threads */
 void api_parse(request *r);
 void api_respond(request *r);

@@ -549,6 +549,9 @@ def test_keep_alive_and_api_key():
             assert st == 200
         st, out = srv.post("/v1/embeddings", {"input": "a"}, headers={"Authorization": "Bearer wrong"})
         assert st == 401 and out["error"]["type"] == "authentication_error"
+        # a prefix, the key and more, the key twice, another scheme, nothing after Bearer
+        for h in ("Bearer s3cre", "Bearer s3cret!", "Bearer s3crets3cret", "Basic s3cret", "Bearer ", "s3cret"):
+            assert srv.post("/embed", {"inputs": "a"}, headers={"Authorization": h})[0] == 401, h
         assert srv.request("GET", "/health")[0] == 200 and srv.request("GET", "/metrics")[0] == 200
         c.close()
 
