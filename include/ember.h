@@ -181,7 +181,7 @@ EMBER_API void ember_model_free(ember_model *model);
 
 typedef struct {
     const char *name;         /* the directory's base name */
-    const char *architecture; /* "bert" */
+    const char *architecture; /* "bert" or "mpnet" (config.json's model_type) */
     int32_t dim;              /* the size of the vectors ember_encode writes: the hidden size,
                                  or a Dense module's out_features */
     int32_t n_layers;
@@ -208,6 +208,12 @@ typedef struct {
 } ember_model_info;
 
 EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
+
+/* The encoder families ember runs, as one line of text: each model_type with
+ * the transformers classes it covers. A model directory of another
+ * model_type (xlm-roberta, modernbert, ...) is refused with
+ * EMBER_ERR_UNSUPPORTED and a message naming its model_type and this list. */
+EMBER_API const char *ember_supported_architectures(void);
 
 /* ---- tokenization ------------------------------------------------------ */
 

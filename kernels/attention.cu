@@ -19,6 +19,11 @@
  *    per query row, plain fp32 FMAs, the same online softmax. The fp32
  *    validation path and the fallback for other head sizes.
  *
+ * MPNet's relative position bias (rel_bias, (ATTN_REL_BUCKETS, NH) fp32, or
+ * NULL): every kernel copies its head's 32 entries to shared memory and adds
+ * the entry of attn_rel_bucket(key - query) to each scaled score; no
+ * seq x seq matrix exists anywhere.
+ *
  * No work is done for padding: a block only covers real tokens of one
  * sequence; the tails of the last query and key tiles are zero-filled in
  * shared memory, masked out of the softmax and never stored.
@@ -28,6 +33,7 @@
 
 #include "attention.cuh"
 #include "common.cuh"
+#include "rel_bucket.cuh"
 
 using namespace nvcuda;
 
@@ -53,7 +59,8 @@ template <typename D, int HS, int NW> struct attn_tc_cfg {
     static constexpr size_t s_off = v_off + align128((size_t)BK * LDV * sizeof(D));
     static constexpr size_t p_off = s_off + align128((size_t)NW * 16 * LDS * sizeof(float));
     static constexpr size_t o_off = p_off + align128((size_t)NW * 16 * LDP * sizeof(D));
-    static constexpr size_t smem = o_off + align128((size_t)NW * 16 * LDO * sizeof(float));
+    static constexpr size_t rb_off = o_off + align128((size_t)NW * 16 * LDO * sizeof(float));
+    static constexpr size_t smem = rb_off + align128(ATTN_REL_BUCKETS * sizeof(float));
 };
 
 /* dst[0..8) = src[0..8) + bias[0..8), rounded to D; zeros when src is NULL
@@ -80,7 +87,8 @@ template <typename D> __device__ __forceinline__ void tile_load8(D *dst, const D
 template <typename D, int HS, int NW>
 __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
     attention_tc_kernel(D *__restrict__ out, const D *__restrict__ qkv, const D *__restrict__ bias,
-                        const int32_t *__restrict__ cu_seqlens, int32_t NH, float scale) {
+                        const float *__restrict__ rel_bias, const int32_t *__restrict__ cu_seqlens, int32_t NH,
+                        float scale) {
     using cfg = attn_tc_cfg<D, HS, NW>;
     constexpr int BQ = cfg::BQ, BK = cfg::BK, NT = NW * WARP_SIZE;
     constexpr int LDQ = cfg::LDQ, LDK = cfg::LDK, LDV = cfg::LDV, LDS = cfg::LDS, LDP = cfg::LDP, LDO = cfg::LDO;
@@ -94,6 +102,7 @@ __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
     float *Ss = reinterpret_cast<float *>(smem + cfg::s_off); /* (NW, 16, LDS) scores of each warp */
     D *Ps = reinterpret_cast<D *>(smem + cfg::p_off);         /* (NW, 16, LDP) probabilities */
     float *Os = reinterpret_cast<float *>(smem + cfg::o_off); /* (NW, 16, LDO) output accumulators */
+    float *RB = reinterpret_cast<float *>(smem + cfg::rb_off); /* (ATTN_REL_BUCKETS) head h's position bias */
 
     const int s = blockIdx.x, h = blockIdx.y, q0 = blockIdx.z * BQ;
     const int64_t t0 = cu_seqlens[s];
@@ -114,6 +123,8 @@ __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
     D *Pw = Ps + warp * 16 * LDP;
     float *Ow = Os + warp * 16 * LDO;
     for (int i = lane; i < 16 * LDO; i += WARP_SIZE) Ow[i] = 0.0f;
+    if (rel_bias)
+        for (int i = tid; i < ATTN_REL_BUCKETS; i += NT) RB[i] = rel_bias[i * NH + h];
     __syncthreads();
 
     /* A warp whose 16 rows all lie past L keeps to the barriers but skips the math. */
@@ -161,6 +172,18 @@ __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
         __syncwarp();
 
         const int n_valid = min(BK, L - kt); /* >= 1: kt < L */
+        /* ss: what scales a score of Sw; with the position bias, the scores
+         * are scaled and biased in place first (each lane its own columns) */
+        float ss = scale;
+        if (rel_bias) {
+            const int q = q0 + warp * 16 + r;
+#pragma unroll 8
+            for (int j = 0; j < 32; j++) {
+                const int c = half * 32 + ((j + r + 16 * half) & 31);
+                if (c < n_valid) Sw[r * LDS + c] = Sw[r * LDS + c] * scale + RB[attn_rel_bucket(kt + c - q)];
+            }
+            ss = 1.0f;
+        }
         /* Two passes over Sw (max, then exp) rather than 32 scores held in
          * registers: shared-memory reads are cheap here, registers are not. */
         float mx = -INFINITY;
@@ -169,8 +192,8 @@ __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
             const int c = half * 32 + ((j + r + 16 * half) & 31);
             if (c < n_valid) mx = fmaxf(mx, Sw[r * LDS + c]);
         }
-        mx = fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, 16)) * scale;
-        /* mx is finite: column 0 of the tile is a real key. scale > 0, so the
+        mx = fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, 16)) * ss;
+        /* mx is finite: column 0 of the tile is a real key. ss > 0, so the
          * maximum of the scaled scores is the scaled maximum. */
         const float m_new = fmaxf(m_run, mx);
         const float alpha = __expf(m_run - m_new); /* 0 on the first tile (m_run = -inf) */
@@ -178,7 +201,7 @@ __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
 #pragma unroll 8
         for (int j = 0; j < 32; j++) {
             const int c = half * 32 + ((j + r + 16 * half) & 31);
-            const float p = c < n_valid ? __expf(Sw[r * LDS + c] * scale - m_new) : 0.0f;
+            const float p = c < n_valid ? __expf(Sw[r * LDS + c] * ss - m_new) : 0.0f;
             Pw[r * LDP + c] = from_f32<D>(p);
             sum += p;
         }
@@ -224,8 +247,9 @@ __global__ void __launch_bounds__(NW * WARP_SIZE, 1)
 }
 
 template <typename D, int HS, int NW>
-static cudaError_t attention_tc_launch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
-                                       int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
+static cudaError_t attention_tc_launch(D *out, const D *qkv, const D *bias, const float *rel_bias,
+                                       const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                       cudaStream_t stream) {
     using cfg = attn_tc_cfg<D, HS, NW>;
     auto kernel = attention_tc_kernel<D, HS, NW>;
     /* Over 48 KiB of dynamic shared memory needs an opt-in, per device; it
@@ -234,7 +258,7 @@ static cudaError_t attention_tc_launch(D *out, const D *qkv, const D *bias, cons
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cfg::smem);
     if (e != cudaSuccess) return e;
     const dim3 grid((unsigned int)S, (unsigned int)NH, ceil_div_u(max_seqlen, cfg::BQ));
-    kernel<<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(out, qkv, bias, cu_seqlens, NH,
+    kernel<<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(out, qkv, bias, rel_bias, cu_seqlens, NH,
                                                         1.0f / sqrtf((float)HS));
     return cudaGetLastError();
 }
@@ -242,11 +266,14 @@ static cudaError_t attention_tc_launch(D *out, const D *qkv, const D *bias, cons
 /* Warps per block by the longest sequence: short sequences (STS-B-like
  * sentences) get small query tiles so that less of each tile is padding. */
 template <typename D, int HS>
-static cudaError_t attention_tc_dispatch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
-                                         int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
-    if (max_seqlen <= 16) return attention_tc_launch<D, HS, 1>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
-    if (max_seqlen <= 32) return attention_tc_launch<D, HS, 2>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
-    return attention_tc_launch<D, HS, 4>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+static cudaError_t attention_tc_dispatch(D *out, const D *qkv, const D *bias, const float *rel_bias,
+                                         const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                         cudaStream_t stream) {
+    if (max_seqlen <= 16)
+        return attention_tc_launch<D, HS, 1>(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);
+    if (max_seqlen <= 32)
+        return attention_tc_launch<D, HS, 2>(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);
+    return attention_tc_launch<D, HS, 4>(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);
 }
 
 /* ---- mma.sync kernel (attention_mma.inc on the GPU's instructions) ------------------- */
@@ -316,34 +343,45 @@ __device__ __forceinline__ float attn_exp2(float x) {
 #include "attention_mma.inc"
 #undef ATTN_FN
 
-template <typename D, int HS, int NW, int BK>
+template <typename D, int HS, int NW, int BK, bool REL>
 __global__ void __launch_bounds__(NW * WARP_SIZE)
     attention_mma_kernel(D *__restrict__ out, const D *__restrict__ qkv, const D *__restrict__ bias,
-                         const int32_t *__restrict__ cu_seqlens, int32_t NH, float scale_log2) {
+                         const float *__restrict__ rel_bias, const int32_t *__restrict__ cu_seqlens, int32_t NH,
+                         float scale_log2) {
     extern __shared__ __align__(16) unsigned char smem_mma[];
-    attention_mma_block<D, HS, NW, BK>(out, qkv, bias, cu_seqlens, NH, scale_log2, (int)blockIdx.x, (int)blockIdx.y,
-                                       (int)blockIdx.z, (int)threadIdx.x, smem_mma);
+    attention_mma_block<D, HS, NW, BK, REL>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2, (int)blockIdx.x,
+                                       (int)blockIdx.y, (int)blockIdx.z, (int)threadIdx.x, smem_mma);
 }
 
 template <typename D, int HS, int NW, int BK>
-static cudaError_t attention_mma_launch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
-                                        int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
+static cudaError_t attention_mma_launch(D *out, const D *qkv, const D *bias, const float *rel_bias,
+                                        const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                        cudaStream_t stream) {
     using cfg = attn_mma_cfg<D, HS, NW, BK>;
     static_assert(cfg::smem <= 48 * 1024, "no opt-in to more than 48 KiB of shared memory here");
     const dim3 grid((unsigned int)S, (unsigned int)NH, ceil_div_u(max_seqlen, cfg::BQ));
-    attention_mma_kernel<D, HS, NW, BK><<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(
-        out, qkv, bias, cu_seqlens, NH, 1.4426950408889634f / sqrtf((float)HS));
+    const float scale_log2 = 1.4426950408889634f / sqrtf((float)HS);
+    if (rel_bias)
+        attention_mma_kernel<D, HS, NW, BK, true>
+            <<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2);
+    else
+        attention_mma_kernel<D, HS, NW, BK, false>
+            <<<grid, NW * WARP_SIZE, cfg::smem, stream>>>(out, qkv, bias, rel_bias, cu_seqlens, NH, scale_log2);
     return cudaGetLastError();
 }
 
 /* Query tile and key tile by the longest sequence (attn_mma_warps). */
 template <typename D, int HS>
-static cudaError_t attention_mma_dispatch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
-                                          int32_t max_seqlen, int32_t NH, cudaStream_t stream) {
+static cudaError_t attention_mma_dispatch(D *out, const D *qkv, const D *bias, const float *rel_bias,
+                                          const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                          cudaStream_t stream) {
     switch (attn_mma_warps(max_seqlen)) {
-    case 1: return attention_mma_launch<D, HS, 1, 16>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
-    case 2: return attention_mma_launch<D, HS, 2, 32>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
-    default: return attention_mma_launch<D, HS, 4, 64>(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, stream);
+    case 1:
+        return attention_mma_launch<D, HS, 1, 16>(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);
+    case 2:
+        return attention_mma_launch<D, HS, 2, 32>(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);
+    default:
+        return attention_mma_launch<D, HS, 4, 64>(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);
     }
 }
 
@@ -355,12 +393,14 @@ static cudaError_t attention_mma_dispatch(D *out, const D *qkv, const D *bias, c
 template <typename D>
 __global__ void __launch_bounds__(SCALAR_ROWS *WARP_SIZE)
     attention_scalar_kernel(D *__restrict__ out, const D *__restrict__ qkv, const D *__restrict__ bias,
-                            const int32_t *__restrict__ cu_seqlens, int32_t NH, int32_t HS, float scale) {
+                            const float *__restrict__ rel_bias, const int32_t *__restrict__ cu_seqlens, int32_t NH,
+                            int32_t HS, float scale) {
     /* K rows padded by one float: lane j reads row j, column d, so the 32
      * lanes fall on 32 banks. */
     __shared__ float Ks[SCALAR_BK][ATTENTION_MAX_HS + 1];
     __shared__ float Vs[SCALAR_BK][ATTENTION_MAX_HS];
     __shared__ float Qs[SCALAR_ROWS][ATTENTION_MAX_HS];
+    __shared__ float RB[ATTN_REL_BUCKETS]; /* head h's position bias */
     constexpr int NT = SCALAR_ROWS * WARP_SIZE, DPL = ATTENTION_MAX_HS / WARP_SIZE; /* dims per lane */
 
     const int s = blockIdx.x, h = blockIdx.y, q0 = blockIdx.z * SCALAR_ROWS;
@@ -377,6 +417,7 @@ __global__ void __launch_bounds__(SCALAR_ROWS *WARP_SIZE)
         const D *qrow = qkv + (t0 + q) * C3 + h * HS;
         for (int d = lane; d < HS; d += WARP_SIZE) Qs[warp][d] = (to_f32(qrow[d]) + to_f32(bias[h * HS + d])) * scale;
     }
+    if (rel_bias && tid < ATTN_REL_BUCKETS) RB[tid] = rel_bias[tid * NH + h];
     float acc[DPL];
 #pragma unroll
     for (int j = 0; j < DPL; j++) acc[j] = 0.0f;
@@ -403,6 +444,7 @@ __global__ void __launch_bounds__(SCALAR_ROWS *WARP_SIZE)
         if (valid) {
             score = 0.0f;
             for (int d = 0; d < HS; d++) score += Qs[warp][d] * Ks[lane][d];
+            if (rel_bias) score += RB[attn_rel_bucket(kt + lane - q)];
         }
         const float m_new = fmaxf(m_run, warp_max(score)); /* finite: key kt is real */
         const float alpha = expf(m_run - m_new);
@@ -431,11 +473,12 @@ __global__ void __launch_bounds__(SCALAR_ROWS *WARP_SIZE)
 }
 
 template <typename D>
-static cudaError_t attention_scalar_launch(D *out, const D *qkv, const D *bias, const int32_t *cu_seqlens, int32_t S,
-                                           int32_t max_seqlen, int32_t NH, int32_t HS, cudaStream_t stream) {
+static cudaError_t attention_scalar_launch(D *out, const D *qkv, const D *bias, const float *rel_bias,
+                                           const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                           int32_t HS, cudaStream_t stream) {
     const dim3 grid((unsigned int)S, (unsigned int)NH, ceil_div_u(max_seqlen, SCALAR_ROWS));
-    attention_scalar_kernel<D><<<grid, SCALAR_ROWS * WARP_SIZE, 0, stream>>>(out, qkv, bias, cu_seqlens, NH, HS,
-                                                                             1.0f / sqrtf((float)HS));
+    attention_scalar_kernel<D><<<grid, SCALAR_ROWS * WARP_SIZE, 0, stream>>>(out, qkv, bias, rel_bias, cu_seqlens,
+                                                                             NH, HS, 1.0f / sqrtf((float)HS));
     return cudaGetLastError();
 }
 
@@ -455,15 +498,15 @@ extern "C" int attention_uses_tensor_cores(ember_dtype dtype, int32_t HS) {
     return (dtype == EMBER_DTYPE_FP16 || dtype == EMBER_DTYPE_BF16) && (HS == 32 || HS == 64);
 }
 
-extern "C" cudaError_t attention_scalar_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens,
-                                             int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
-                                             cudaStream_t stream) {
+extern "C" cudaError_t attention_scalar_cuda(void *out, const void *qkv, const void *bias, const float *rel_bias,
+                                             const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                             int32_t HS, ember_dtype dtype, cudaStream_t stream) {
     cudaError_t e = attention_check(out, qkv, bias, S, max_seqlen, NH, HS);
     if (e != cudaSuccess) return e;
     if (S == 0 || max_seqlen == 0) return cudaSuccess;
     DISPATCH_DTYPE(dtype, D,
-                   return attention_scalar_launch<D>((D *)out, (const D *)qkv, (const D *)bias, cu_seqlens, S,
-                                                     max_seqlen, NH, HS, stream));
+                   return attention_scalar_launch<D>((D *)out, (const D *)qkv, (const D *)bias, rel_bias, cu_seqlens,
+                                                     S, max_seqlen, NH, HS, stream));
     return cudaSuccess;
 }
 
@@ -474,28 +517,30 @@ extern "C" cudaError_t attention_scalar_cuda(void *out, const void *qkv, const v
     if (e != cudaSuccess) return e;                                                                                   \
     if (S == 0 || max_seqlen == 0) return cudaSuccess;                                                                \
     if (!attention_uses_tensor_cores(dtype, HS))                                                                      \
-        return attention_scalar_cuda(out, qkv, bias, cu_seqlens, S, max_seqlen, NH, HS, dtype, stream);              \
+        return attention_scalar_cuda(out, qkv, bias, rel_bias, cu_seqlens, S, max_seqlen, NH, HS, dtype, stream);     \
     if (dtype == EMBER_DTYPE_FP16) {                                                                                  \
+        typedef __half H;                                                                                             \
         if (HS == 32)                                                                                                 \
-            return F<__half, 32>((__half *)out, (const __half *)qkv, (const __half *)bias, cu_seqlens, S, max_seqlen, \
-                                 NH, stream);                                                                         \
-        return F<__half, 64>((__half *)out, (const __half *)qkv, (const __half *)bias, cu_seqlens, S, max_seqlen, NH, \
-                             stream);                                                                                 \
+            return F<H, 32>((H *)out, (const H *)qkv, (const H *)bias, rel_bias, cu_seqlens, S, max_seqlen, NH,       \
+                            stream);                                                                                  \
+        return F<H, 64>((H *)out, (const H *)qkv, (const H *)bias, rel_bias, cu_seqlens, S, max_seqlen, NH, stream);  \
     }                                                                                                                 \
     typedef __nv_bfloat16 B16;                                                                                        \
     if (HS == 32)                                                                                                     \
-        return F<B16, 32>((B16 *)out, (const B16 *)qkv, (const B16 *)bias, cu_seqlens, S, max_seqlen, NH, stream);    \
-    return F<B16, 64>((B16 *)out, (const B16 *)qkv, (const B16 *)bias, cu_seqlens, S, max_seqlen, NH, stream)
+        return F<B16, 32>((B16 *)out, (const B16 *)qkv, (const B16 *)bias, rel_bias, cu_seqlens, S, max_seqlen, NH,   \
+                          stream);                                                                                    \
+    return F<B16, 64>((B16 *)out, (const B16 *)qkv, (const B16 *)bias, rel_bias, cu_seqlens, S, max_seqlen, NH,       \
+                      stream)
 
-extern "C" cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens,
-                                      int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
-                                      cudaStream_t stream) {
+extern "C" cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const float *rel_bias,
+                                      const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS,
+                                      ember_dtype dtype, cudaStream_t stream) {
     ATTENTION_TC_ENTRY(attention_mma_dispatch);
 }
 
-extern "C" cudaError_t attention_wmma_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens,
-                                           int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
-                                           cudaStream_t stream) {
+extern "C" cudaError_t attention_wmma_cuda(void *out, const void *qkv, const void *bias, const float *rel_bias,
+                                           const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH,
+                                           int32_t HS, ember_dtype dtype, cudaStream_t stream) {
     ATTENTION_TC_ENTRY(attention_tc_dispatch);
 }
 #undef ATTENTION_TC_ENTRY

@@ -25,22 +25,28 @@ extern "C" {
  * other head sizes (HS % 8 == 0, at most ATTENTION_MAX_HS) and fp32 on a
  * scalar fp32 kernel that adds every bias on load. cu_seqlens (S + 1) on
  * the device; max_seqlen at least the longest sequence; qkv, bias, out
- * 16-byte aligned.
+ * 16-byte aligned. rel_bias: NULL, or MPNet's relative position bias
+ * (32, NH) fp32 on the device (the first 32 rows of
+ * relative_attention_bias): the score of query i for key j of a sequence
+ * gets rel_bias[rel_bucket(j - i)][h] after the 1 / sqrt(HS) scaling, the
+ * bucket computed in the kernel (kernels/rel_bucket.cuh), as attention_cpu.
  */
-cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
-                           int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype, cudaStream_t stream);
+cudaError_t attention_cuda(void *out, const void *qkv, const void *bias, const float *rel_bias,
+                           const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS,
+                           ember_dtype dtype, cudaStream_t stream);
 
 /* The same on the first tensor-core kernel (WMMA; q, k, v + bias rounded to
  * the dtype on load), for comparison and as a fallback; the scalar kernel
  * where attention_cuda uses it. */
-cudaError_t attention_wmma_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
-                                int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype, cudaStream_t stream);
+cudaError_t attention_wmma_cuda(void *out, const void *qkv, const void *bias, const float *rel_bias,
+                                const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS,
+                                ember_dtype dtype, cudaStream_t stream);
 
 /* The same, always on the scalar kernel (tests and bench/kernels compare
  * the paths). */
-cudaError_t attention_scalar_cuda(void *out, const void *qkv, const void *bias, const int32_t *cu_seqlens, int32_t S,
-                                  int32_t max_seqlen, int32_t NH, int32_t HS, ember_dtype dtype,
-                                  cudaStream_t stream);
+cudaError_t attention_scalar_cuda(void *out, const void *qkv, const void *bias, const float *rel_bias,
+                                  const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS,
+                                  ember_dtype dtype, cudaStream_t stream);
 
 /* 1 when attention_cuda (and attention_wmma_cuda) run (dtype, HS) on tensor cores. */
 int attention_uses_tensor_cores(ember_dtype dtype, int32_t HS);

@@ -84,8 +84,8 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
         goto fail;
     }
     /* sentence-transformers' max_seq_length, else the tokenizer's
-     * model_max_length, never more than the position embeddings. */
-    int32_t maxlen = c->P;
+     * model_max_length, never more than the position embeddings hold. */
+    int32_t maxlen = c->max_len;
     if (m->files.max_seq_length > 0 && m->files.max_seq_length < maxlen) maxlen = m->files.max_seq_length;
     else if (m->files.max_seq_length <= 0 && m->tok.model_max_length > 0 && m->tok.model_max_length < maxlen)
         maxlen = m->tok.model_max_length;
@@ -159,13 +159,15 @@ void ember_model_free(ember_model *m) {
     free(m);
 }
 
+const char *ember_supported_architectures(void) { return MODEL_ARCHITECTURES; }
+
 ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) {
     if (!m || !info) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_model_get_info: NULL argument");
     memset(info, 0, sizeof *info);
     const bert_config *c = &m->files.cfg;
     info->name = m->name;
     info->dir = m->files.dir;
-    info->architecture = "bert";
+    info->architecture = architecture_name(c->arch);
     info->dim = m->files.out_dim;
     info->n_layers = c->L;
     info->n_heads = c->NH;
@@ -285,8 +287,8 @@ static void batch_append(ember_model *m, const int32_t *ids, const int32_t *type
     for (int32_t k = 0; k < cnt; k++) {
         m->ids[T + k] = tokens ? tokens[k].id : ids[k];
         m->type_ids[T + k] = tokens ? tokens[k].type_id : type_ids ? type_ids[k] : 0;
-        m->pos[T + k] = k;
     }
+    model_position_ids(&m->files.cfg, m->ids + T, cnt, m->pos + T);
     m->batch_T = T + cnt;
     m->cu_seqlens[++m->batch_S] = m->batch_T;
     if (cnt > m->max_seqlen) m->max_seqlen = cnt;

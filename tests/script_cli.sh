@@ -68,6 +68,13 @@ expect "cuda without a device" 1 "CUDA|cuda" -- "$EMBER" info --model $TINY --de
 expect "fp16 on the CPU" 1 "fp32 only" -- "$EMBER" info --model $TINY --dtype fp16
 
 expect "info on the tiny model" 0 "2 layers, hidden 64" -- "$EMBER" info --model $TINY
+expect "info lists the architectures ember runs" 0 "ember runs +bert \\(BertModel.*mpnet \\(MPNetModel" -- "$EMBER" info --model $TINY
+expect "info on the tiny MPNet" 0 "architecture +mpnet: 2 layers" -- "$EMBER" info --model "$(dirname "$TINY")/tiny-mpnet"
+# an architecture ember does not run: refused, naming its model_type and what ember runs
+mkdir -p "$tmp/xlmr"
+cp "$TINY"/* "$tmp/xlmr/"
+sed -i 's/"model_type": "bert"/"model_type": "xlm-roberta"/; s/"BertModel"/"XLMRobertaModel"/' "$tmp/xlmr/config.json"
+expect "info refuses XLM-RoBERTa" 1 "model_type 'xlm-roberta' \\(XLMRobertaModel\\) is not supported; ember runs bert.*mpnet" -- "$EMBER" info --model "$tmp/xlmr"
 
 # embed: every line gives a row, in order; empty, invalid and over-long lines are counted
 {

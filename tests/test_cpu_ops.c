@@ -276,9 +276,10 @@ TEST_EACH_FAMILY(layernorm_odd_sizes, layernorms)
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
-/* softmax(q k^T / sqrt(HS)) v per (sequence, head), q/k/v with their bias */
-static void attention_ref(double *out, const float *qkv, const float *bias, const int32_t *cu, int32_t S, int32_t NH,
-                          int32_t HS) {
+/* softmax(q k^T / sqrt(HS) + rel) v per (sequence, head), q/k/v with their
+ * bias; rel from MPNet's bucket table when rel_bias is not NULL */
+static void attention_ref(double *out, const float *qkv, const float *bias, const float *rel_bias, const int32_t *cu,
+                          int32_t S, int32_t NH, int32_t HS) {
     const int32_t C = NH * HS;
     double *p = malloc(600 * sizeof *p);
     for (int32_t s = 0; s < S; s++)
@@ -293,7 +294,7 @@ static void attention_ref(double *out, const float *qkv, const float *bias, cons
                         dot += ((double)qkv[(size_t)(t0 + i) * 3 * C + cq] + bias[cq]) *
                                ((double)qkv[(size_t)(t0 + j) * 3 * C + ck] + bias[ck]);
                     }
-                    p[j] = dot / sqrt((double)HS);
+                    p[j] = dot / sqrt((double)HS) + (rel_bias ? rel_bias[rel_bucket(j - i) * NH + h] : 0.0);
                     if (p[j] > mx) mx = p[j];
                 }
                 for (int32_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - mx);
@@ -308,23 +309,33 @@ static void attention_ref(double *out, const float *qkv, const float *bias, cons
     free(p);
 }
 
-static void attention_case(const int32_t *lens, int32_t S, int32_t NH, int32_t HS, float spread) {
+/* MPNet's (REL_BUCKETS, NH) bias table, values in [-scale, scale) */
+static float *rel_table(int32_t NH, float scale) {
+    float *t = guarded((size_t)REL_BUCKETS * NH);
+    for (size_t i = 0; i < (size_t)REL_BUCKETS * NH; i++) t[i] *= scale;
+    return t;
+}
+
+static void attention_case(const int32_t *lens, int32_t S, int32_t NH, int32_t HS, float spread, int with_rel) {
     const int32_t C = NH * HS;
     int32_t cu[64];
     cu[0] = 0;
     for (int32_t s = 0; s < S; s++) cu[s + 1] = cu[s] + lens[s];
     const int32_t T = cu[S];
     float *qkv = guarded((size_t)T * 3 * C), *bias = guarded((size_t)3 * C), *out = guarded((size_t)T * C);
+    float *rel = with_rel ? rel_table(NH, 3.0f) : NULL;
     for (size_t i = 0; i < (size_t)T * 3 * C; i++) qkv[i] *= spread; /* large scores: softmax must stay stable */
     double *want = malloc((size_t)T * C * sizeof *want);
-    attention_ref(want, qkv, bias, cu, S, NH, HS);
+    attention_ref(want, qkv, bias, rel, cu, S, NH, HS);
     char what[128];
-    snprintf(what, sizeof what, "attention S=%d (first L=%d) NH=%d HS=%d spread %g", S, lens[0], NH, HS, (double)spread);
-    attention_cpu(out, qkv, bias, cu, S, 0, NH, HS, kern);
+    snprintf(what, sizeof what, "attention S=%d (first L=%d) NH=%d HS=%d spread %g%s", S, lens[0], NH, HS,
+             (double)spread, with_rel ? " +relative bias" : "");
+    attention_cpu(out, qkv, bias, rel, cu, S, 0, NH, HS, kern);
     check_guard(out, (size_t)T * C, what);
     check_guard(qkv, (size_t)T * 3 * C, what);
+    if (rel) check_guard(rel, (size_t)REL_BUCKETS * NH, what);
     expect_close(out, want, (size_t)T * C, 2e-5 * spread * spread, 1e-4, what);
-    free(qkv), free(bias), free(out), free(want);
+    free(qkv), free(bias), free(out), free(want), free(rel);
 }
 
 static void attentions(void) {
@@ -334,50 +345,58 @@ static void attentions(void) {
     for (size_t h = 0; h < sizeof HSs / sizeof *HSs; h++) {
         for (size_t l = 0; l < sizeof Ls / sizeof *Ls; l++) {
             const int32_t one[1] = {Ls[l]};
-            attention_case(one, 1, 2, HSs[h], 1.0f);
+            attention_case(one, 1, 2, HSs[h], 1.0f, 0);
+            attention_case(one, 1, 2, HSs[h], 1.0f, 1);
         }
         const int32_t mixed[] = {3, 1, 50, 17, 33, 2};
-        attention_case(mixed, 6, 3, HSs[h], 1.0f);
-        attention_case(mixed, 6, 1, HSs[h], 4.0f);
+        attention_case(mixed, 6, 3, HSs[h], 1.0f, 0);
+        attention_case(mixed, 6, 1, HSs[h], 4.0f, 0);
+        attention_case(mixed, 6, 3, HSs[h], 1.0f, 1);
     }
+    /* 512 and 129 tokens: every bucket, the logarithmic ones and both caps */
     const int32_t long_one[] = {512, 1, 129};
-    attention_case(long_one, 3, 2, 64, 1.0f);
-    attention_case(long_one, 3, 1, 32, 1.0f);
+    attention_case(long_one, 3, 2, 64, 1.0f, 0);
+    attention_case(long_one, 3, 1, 32, 1.0f, 0);
+    attention_case(long_one, 3, 2, 64, 1.0f, 1);
+    attention_case(long_one, 3, 3, 12, 1.0f, 1);
 }
 
 TEST_EACH_FAMILY(attention_odd_shapes, attentions)
 
 /* The SIMD families: a sequence's attention output is the same bits alone
- * as packed among others, in any position, on any number of threads. */
+ * as packed among others, in any position, on any number of threads, with
+ * MPNet's relative position bias or without. */
 static void attention_batch_independent(void) {
     cr_assert(cpu_kernels_batch_invariant(kern), "%s is not marked batch-invariant", cpu_kernels_name(kern));
     const int32_t HSs[] = {16, 32, 56, 64, 80};
-    for (size_t h = 0; h < sizeof HSs / sizeof *HSs; h++) {
-        const int32_t NH = 3, HS = HSs[h], C = NH * HS;
-        const int32_t lens[] = {5, 70, 1, 33, 18};
-        int32_t cu[6] = {0};
-        for (int s = 0; s < 5; s++) cu[s + 1] = cu[s] + lens[s];
-        const int32_t T = cu[5];
-        float *qkv = guarded((size_t)T * 3 * C), *bias = guarded((size_t)3 * C), *all = guarded((size_t)T * C);
-        float *par = guarded((size_t)T * C);
-        attention_cpu(all, qkv, bias, cu, 5, 0, NH, HS, kern);
-        int32_t order[5] = {1, 3, 4, 0, 2};
+    for (int with_rel = 0; with_rel < 2; with_rel++)
+        for (size_t h = 0; h < sizeof HSs / sizeof *HSs; h++) {
+            const int32_t NH = 3, HS = HSs[h], C = NH * HS;
+            const int32_t lens[] = {5, 70, 1, 33, 18};
+            int32_t cu[6] = {0};
+            for (int s = 0; s < 5; s++) cu[s + 1] = cu[s] + lens[s];
+            const int32_t T = cu[5];
+            float *qkv = guarded((size_t)T * 3 * C), *bias = guarded((size_t)3 * C), *all = guarded((size_t)T * C);
+            float *par = guarded((size_t)T * C), *rel = with_rel ? rel_table(NH, 3.0f) : NULL;
+            attention_cpu(all, qkv, bias, rel, cu, 5, 0, NH, HS, kern);
+            int32_t order[5] = {1, 3, 4, 0, 2};
 #pragma omp parallel num_threads(3)
-        {
-            cr_assert(cpu_scratch_reserve(C, C, HS, 70, kern));
-            attention_heads_cpu(par, qkv, bias, cu, 5, NH, HS, order, kern);
+            {
+                cr_assert(cpu_scratch_reserve(C, C, HS, 70, kern));
+                attention_heads_cpu(par, qkv, bias, rel, cu, 5, NH, HS, order, kern);
+            }
+            cr_assert(memcmp(all, par, (size_t)T * C * sizeof *all) == 0, "HS=%d%s: 3 threads, another order differ",
+                      HS, with_rel ? " +relative bias" : "");
+            for (int s = 0; s < 5; s++) {
+                int32_t cu1[2] = {0, lens[s]};
+                float *one = guarded((size_t)lens[s] * C);
+                attention_cpu(one, qkv + (size_t)cu[s] * 3 * C, bias, rel, cu1, 1, 0, NH, HS, kern);
+                cr_assert(memcmp(one, all + (size_t)cu[s] * C, (size_t)lens[s] * C * sizeof *one) == 0,
+                          "HS=%d%s: sequence %d differs alone", HS, with_rel ? " +relative bias" : "", s);
+                free(one);
+            }
+            free(qkv), free(bias), free(all), free(par), free(rel);
         }
-        cr_assert(memcmp(all, par, (size_t)T * C * sizeof *all) == 0, "HS=%d: 3 threads, another order differ", HS);
-        for (int s = 0; s < 5; s++) {
-            int32_t cu1[2] = {0, lens[s]};
-            float *one = guarded((size_t)lens[s] * C);
-            attention_cpu(one, qkv + (size_t)cu[s] * 3 * C, bias, cu1, 1, 0, NH, HS, kern);
-            cr_assert(memcmp(one, all + (size_t)cu[s] * C, (size_t)lens[s] * C * sizeof *one) == 0,
-                      "HS=%d: sequence %d differs alone", HS, s);
-            free(one);
-        }
-        free(qkv), free(bias), free(all), free(par);
-    }
 }
 
 TEST_SIMD_FAMILIES(attention_batch_independent, attention_batch_independent)

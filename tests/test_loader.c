@@ -85,6 +85,52 @@ Test(loader, unsupported_model_type) {
     remove_dir(d);
 }
 
+/* Directories of encoders ember does not run, as published (their config.json
+ * and the kind of tokenizer.json they ship): refused before their tokenizer
+ * is read, naming the model_type, the class and what ember runs. */
+static void expect_unsupported_architecture(const char *config, const char *tokenizer_json, const char *model_type,
+                                            const char *cls) {
+    char *d = copy_dir(TINY_DIR);
+    char *p = path_in(d, "config.json");
+    write_file(p, config);
+    free(p);
+    p = path_in(d, "vocab.txt");
+    unlink(p);
+    free(p);
+    p = path_in(d, "tokenizer.json");
+    write_file(p, tokenizer_json);
+    free(p);
+    char want[64];
+    snprintf(want, sizeof want, "model_type '%s'", model_type);
+    expect_load_error(d, EMBER_ERR_UNSUPPORTED, want, cls);
+    const char *msg = ember_last_error(), *runs = ember_supported_architectures();
+    cr_assert(strstr(msg, runs), "message '%s' does not list what ember runs ('%s')", msg, runs);
+    cr_assert(strstr(runs, "bert (") && strstr(runs, "mpnet ("), "'%s'", runs);
+    remove_dir(d);
+}
+
+Test(loader, xlm_roberta_is_refused_naming_what_ember_runs) {
+    expect_unsupported_architecture(
+        "{\"architectures\": [\"XLMRobertaModel\"], \"model_type\": \"xlm-roberta\", \"hidden_size\": 768,"
+        " \"num_hidden_layers\": 12, \"num_attention_heads\": 12, \"intermediate_size\": 3072,"
+        " \"max_position_embeddings\": 514, \"type_vocab_size\": 1, \"vocab_size\": 250002, \"pad_token_id\": 1,"
+        " \"position_embedding_type\": \"absolute\", \"hidden_act\": \"gelu\", \"layer_norm_eps\": 1e-05}",
+        "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Precompiled\"}]},"
+        " \"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"Unigram\", \"vocab\": []}}",
+        "xlm-roberta", "XLMRobertaModel");
+}
+
+Test(loader, modernbert_is_refused_naming_what_ember_runs) {
+    expect_unsupported_architecture(
+        "{\"architectures\": [\"ModernBertModel\"], \"model_type\": \"modernbert\", \"hidden_size\": 768,"
+        " \"num_hidden_layers\": 22, \"num_attention_heads\": 12, \"intermediate_size\": 1152,"
+        " \"max_position_embeddings\": 8192, \"vocab_size\": 50368, \"hidden_activation\": \"gelu\","
+        " \"global_rope_theta\": 160000.0, \"local_attention\": 128, \"norm_eps\": 1e-05}",
+        "{\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"},"
+        " \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+        "modernbert", "ModernBertModel");
+}
+
 Test(loader, unsupported_activation) {
     char *d = copy_dir(TINY_DIR);
     edit_file(d, "config.json", "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"swish\"");

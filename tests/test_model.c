@@ -12,6 +12,7 @@
 #include "test_util.h"
 
 #define TINY_REF SRC_PATH("tests/data/tiny-bert-ref/")
+#define TINY_MPNET_REF SRC_PATH("tests/data/tiny-mpnet-ref/")
 
 typedef struct {
     json_t *root;
@@ -22,9 +23,9 @@ typedef struct {
     int32_t n_tokens;
 } tiny_ref;
 
-static void tiny_ref_load(tiny_ref *r) {
+static void tiny_ref_load_from(tiny_ref *r, const char *path) {
     json_error_t err;
-    r->root = json_load_file(TINY_REF "texts.json", 0, &err);
+    r->root = json_load_file(path, 0, &err);
     cr_assert(r->root, "texts.json: %s", err.text);
     json_t *texts = json_object_get(r->root, "texts"), *ids = json_object_get(r->root, "ids");
     r->n = (int32_t)json_array_size(texts);
@@ -42,6 +43,8 @@ static void tiny_ref_load(tiny_ref *r) {
             r->ids[r->n_tokens++] = (int32_t)json_integer_value(json_array_get(a, k));
     }
 }
+
+static void tiny_ref_load(tiny_ref *r) { tiny_ref_load_from(r, TINY_REF "texts.json"); }
 
 static void tiny_ref_free(tiny_ref *r) {
     json_decref(r->root);
@@ -316,5 +319,194 @@ Test(minilm, model_info) {
     cr_assert_eq(i.normalize, 1);
     cr_assert_eq(i.vocab_size, 30522);
     cr_assert_str_eq(i.name, "all-MiniLM-L6-v2");
+    ember_model_free(m);
+}
+
+/* ---- the tiny random MPNet (tools/make_tiny_mpnet.py) ------------------------------- */
+
+Test(tiny_mpnet, position_buckets_as_transformers) {
+    tiny_ref r;
+    tiny_ref_load_from(&r, TINY_MPNET_REF "texts.json");
+    json_t *b = json_object_get(r.root, "buckets");
+    const int32_t from = (int32_t)json_integer_value(json_object_get(r.root, "bucket_from"));
+    cr_assert_gt(json_array_size(b), 500);
+    for (size_t i = 0; i < json_array_size(b); i++) {
+        const int32_t d = from + (int32_t)i, want = (int32_t)json_integer_value(json_array_get(b, i));
+        cr_assert_eq(rel_bucket(d), want, "relative position %d: bucket %d, transformers %d", d, rel_bucket(d), want);
+    }
+    tiny_ref_free(&r);
+}
+
+Test(tiny_mpnet, tokenizes_as_hugging_face) {
+    tiny_ref r;
+    tiny_ref_load_from(&r, TINY_MPNET_REF "texts.json");
+    ember_model *m = load_model(TINY_MPNET_DIR);
+    ember_token toks[256];
+    for (int32_t i = 0; i < r.n; i++) {
+        int32_t n;
+        ember_text_stats st;
+        cr_assert_eq(ember_tokenize(m, r.texts[i], -1, NULL, 0, NULL, toks, 256, &n, &st), EMBER_OK);
+        cr_assert_eq(n, r.seqs[i].n, "text %d: %d tokens, Hugging Face %d", i, n, r.seqs[i].n);
+        for (int32_t k = 0; k < n; k++)
+            cr_assert_eq(toks[k].id, r.seqs[i].ids[k], "text %d token %d: %d, Hugging Face %d", i, k, toks[k].id,
+                         r.seqs[i].ids[k]);
+        cr_assert_eq(st.truncated, st.n_tokens_untruncated > 160);
+    }
+    ember_model_free(m);
+    tiny_ref_free(&r);
+}
+
+Test(tiny_mpnet, model_info) {
+    ember_model *m = load_model(TINY_MPNET_DIR);
+    ember_model_info i;
+    cr_assert_eq(ember_model_get_info(m, &i), EMBER_OK);
+    cr_assert_str_eq(i.architecture, "mpnet");
+    cr_assert_eq(i.dim, 64);
+    cr_assert_eq(i.n_layers, 2);
+    cr_assert_eq(i.max_length, 160, "162 positions less the two before the first (padding_idx 1)");
+    ember_model_free(m);
+}
+
+Test(tiny_mpnet, layer_by_layer_matches_pytorch) {
+    tiny_ref r;
+    tiny_ref_load_from(&r, TINY_MPNET_REF "texts.json");
+    safetensors_file acts;
+    cr_assert_eq(safetensors_open(&acts, TINY_MPNET_REF "activations.safetensors"), EMBER_OK, "%s",
+                 ember_last_error());
+    ember_model *m = load_model(TINY_MPNET_DIR);
+    captured cap = {0};
+    m->be->hook = capture;
+    m->be->hook_user = &cap;
+    float *hidden = malloc((size_t)r.n_tokens * 64 * sizeof *hidden);
+    ember_encode_params p = ember_encode_default_params();
+    cr_assert_eq(ember_encode_sequences(m, r.seqs, r.n, &p, NULL, hidden), EMBER_OK, "%s", ember_last_error());
+    cr_assert_eq(cap.rows, r.n_tokens);
+    size_t n = (size_t)r.n_tokens * 64;
+    expect_close(&acts, "hidden.embeddings", cap.layers[0], n, 1e-4f);
+    expect_close(&acts, "hidden.layer0", cap.layers[1], n, 1e-4f);
+    expect_close(&acts, "hidden.layer1", cap.layers[2], n, 1e-4f);
+    expect_close(&acts, "hidden.layer1", hidden, n, 1e-4f);
+    for (int i = 0; i < 8; i++) free(cap.layers[i]);
+    free(hidden);
+    ember_model_free(m);
+    safetensors_close(&acts);
+    tiny_ref_free(&r);
+}
+
+Test(tiny_mpnet, pooled_texts_match_sentence_transformers) {
+    tiny_ref r;
+    tiny_ref_load_from(&r, TINY_MPNET_REF "texts.json");
+    safetensors_file acts;
+    cr_assert_eq(safetensors_open(&acts, TINY_MPNET_REF "activations.safetensors"), EMBER_OK);
+    ember_model *m = load_model(TINY_MPNET_DIR);
+    float *out = malloc((size_t)r.n * 64 * sizeof *out);
+    static const struct {
+        ember_pooling mode;
+        ember_normalize norm;
+        const char *ref;
+    } cases[] = {{EMBER_POOLING_CLS, EMBER_NORMALIZE_OFF, "pooled.cls"},
+                 {EMBER_POOLING_MEAN, EMBER_NORMALIZE_OFF, "pooled.mean"},
+                 {EMBER_POOLING_MEAN, EMBER_NORMALIZE_ON, "pooled.mean.normalized"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        ember_encode_params p = ember_encode_default_params();
+        p.pooling = cases[c].mode;
+        p.normalize = cases[c].norm;
+        /* from the texts: tokenization, truncation, positions and the forward pass together */
+        memset(out, 0xff, (size_t)r.n * 64 * sizeof *out); /* NaN poison */
+        cr_assert_eq(ember_encode(m, r.texts, NULL, r.n, &p, out, NULL), EMBER_OK, "%s", ember_last_error());
+        expect_close(&acts, cases[c].ref, out, (size_t)r.n * 64, 1e-4f);
+    }
+    free(out);
+    ember_model_free(m);
+    safetensors_close(&acts);
+    tiny_ref_free(&r);
+}
+
+/* One text alone or among others of other lengths: the same vector, bit
+ * for bit (positions and the bias are per sequence in a packed batch). */
+Test(tiny_mpnet, batching_does_not_change_results) {
+    tiny_ref r;
+    tiny_ref_load_from(&r, TINY_MPNET_REF "texts.json");
+    ember_model *m = load_model(TINY_MPNET_DIR);
+    float *all = malloc((size_t)r.n * 64 * sizeof *all), one[64];
+    cr_assert_eq(ember_encode(m, r.texts, NULL, r.n, NULL, all, NULL), EMBER_OK, "%s", ember_last_error());
+    for (int32_t i = 0; i < r.n; i++) {
+        cr_assert_eq(ember_encode(m, &r.texts[i], NULL, 1, NULL, one, NULL), EMBER_OK);
+        cr_assert_eq(memcmp(one, all + (size_t)i * 64, sizeof one), 0, "text %d differs alone and in a batch", i);
+    }
+    free(all);
+    ember_model_free(m);
+    tiny_ref_free(&r);
+}
+
+/* ---- all-mpnet-base-v2 against sentence-transformers -------------------------- */
+
+#define MPNET_REF SRC_PATH("tests/data/mpnet/")
+
+Test(mpnet, stsb_embeddings_match_sentence_transformers, .timeout = 1200) {
+    REQUIRE_MPNET();
+    /* ~10x all-MiniLM-L6-v2's work: run with the processor's best kernels (test_model)
+     * only; test_model_generic / _avx2 check their families on the tiny MPNet */
+    const char *fam = getenv("EMBER_CPU_KERNELS");
+    if (fam && *fam) cr_skip_test("EMBER_CPU_KERNELS=%s: all-mpnet-base-v2 on STS-B runs in test_model only", fam);
+    size_t rows;
+    stsb_row *r = stsb_read(STSB_DIR "/stsb-en-test.csv", &rows);
+    int64_t nr, nc;
+    float *want = npy_read(MPNET_REF "stsb-en.f16.npy", &nr, &nc);
+    cr_assert_eq(nr, (int64_t)rows * 2);
+    cr_assert_eq(nc, 768);
+    const char **texts = malloc(rows * 2 * sizeof *texts);
+    for (size_t i = 0; i < rows; i++) {
+        texts[2 * i] = r[i].s1;
+        texts[2 * i + 1] = r[i].s2;
+    }
+    ember_model *m = load_model(MPNET_DIR);
+    float *got = malloc((size_t)nr * 768 * sizeof *got);
+    cr_assert_eq(ember_encode(m, texts, NULL, (int32_t)nr, NULL, got, NULL), EMBER_OK, "%s", ember_last_error());
+    float worst = 1;
+    int64_t worst_i = 0;
+    for (int64_t i = 0; i < nr; i++) {
+        float c = ember_cosine(got + i * 768, want + i * 768, 768);
+        if (c < worst) worst = c, worst_i = i;
+    }
+    cr_log_info("lowest cosine to sentence-transformers: %.7f (sentence %lld: %s)", worst, (long long)worst_i,
+                texts[worst_i]);
+    cr_assert_geq(worst, 0.99999f, "sentence %lld '%s': cosine %.7f to sentence-transformers' embedding",
+                  (long long)worst_i, texts[worst_i], worst);
+    double *cos = malloc(rows * sizeof *cos), *gold = malloc(rows * sizeof *gold);
+    for (size_t i = 0; i < rows; i++) {
+        cos[i] = ember_cosine(got + 2 * i * 768, got + (2 * i + 1) * 768, 768);
+        gold[i] = r[i].score;
+    }
+    double rho = spearman(cos, gold, rows);
+    json_error_t err;
+    json_t *ref = json_load_file(MPNET_REF "reference.json", 0, &err);
+    cr_assert(ref, "%s", err.text);
+    double st_rho = json_real_value(json_object_get(ref, "stsb_en_spearman"));
+    cr_log_info("STS-B en Spearman: ember %.6f, sentence-transformers %.6f", rho, st_rho);
+    cr_assert_eq((long)lround(rho * 1000), (long)lround(st_rho * 1000), "Spearman %.6f vs %.6f", rho, st_rho);
+    json_decref(ref);
+    free(cos);
+    free(gold);
+    free(got);
+    free(want);
+    free(texts);
+    stsb_free(r, rows);
+    ember_model_free(m);
+}
+
+Test(mpnet, model_info) {
+    REQUIRE_MPNET();
+    ember_model *m = load_model(MPNET_DIR);
+    ember_model_info i;
+    cr_assert_eq(ember_model_get_info(m, &i), EMBER_OK);
+    cr_assert_str_eq(i.architecture, "mpnet");
+    cr_assert_eq(i.dim, 768);
+    cr_assert_eq(i.n_layers, 12);
+    cr_assert_eq(i.n_heads, 12);
+    cr_assert_eq(i.max_length, 384, "sentence_bert_config.json's max_seq_length");
+    cr_assert_eq(i.pooling, EMBER_POOLING_MEAN);
+    cr_assert_eq(i.normalize, 1);
+    cr_assert_eq(i.vocab_size, 30527);
     ember_model_free(m);
 }

@@ -19,6 +19,11 @@ void require_dir(const char *dir, const char *hint) {
     cr_skip_test("%s is missing: %s", dir, hint);
 }
 
+void skip_unless_dir(const char *dir, const char *hint) {
+    struct stat st;
+    if (stat(dir, &st) != 0) cr_skip_test("%s is missing (an optional model, not fetched by tools/setup.sh): %s", dir, hint);
+}
+
 ember_model *load_model(const char *dir) {
     ember_model *m = NULL;
     ember_model_params p = ember_model_default_params();

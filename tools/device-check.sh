@@ -71,6 +71,7 @@ pack() {
         echo "device-check pack: weights/all-MiniLM-L6-v2 missing (weights/fetch.sh): the run will use a random MiniLM-shaped model"
     fi
     cp -r "$root/tests/data/tiny-bert" "$stage/models/tiny-bert"
+    cp -r "$root/tests/data/tiny-mpnet" "$stage/models/tiny-mpnet"
     local stsb=${EMBER_STSB_DIR:-$root/../shared/data/stsb}
     cp "$stsb/stsb-en-test.csv" "$stage/data/"
     if [ -f "$root/weights/all-MiniLM-L6-v2/vocab.txt" ]; then
@@ -213,6 +214,7 @@ run() {
         minilm=$models/minilm-l6-random
     fi
     export EMBER_TINY_DIR=$tiny EMBER_MINILM_DIR=$minilm EMBER_STSB_DIR=$bundle/data EMBER_REQUIRE_WEIGHTS=1
+    export EMBER_TINY_MPNET_DIR=$bundle/models/tiny-mpnet
 
     echo
     echo "=== ptxas report of the hot kernels (sm_90, from the build)"

@@ -10,6 +10,11 @@ vocabulary, multilingual, so that accents and scripts reach WordPiece) and commi
 tests/data/tokenizer/cased-vocab.txt; it is loaded back through transformers' AutoTokenizer
 from a directory with do_lower_case=false, as a user's cased model would be.
 
+With weights/all-mpnet-base-v2 (weights/fetch.sh all-mpnet-base-v2), also MPNet's tokenizer
+(its tokenizer.json: the same normaliser and WordPiece, RobertaProcessing, added tokens with
+lstrip) as "mpnet", with its tokenizer files copied to tests/data/tokenizer/mpnet/
+(tokenizer.json gzipped). `--only NAME` (uncased, cased, mpnet) writes one vocabulary's files.
+
 Writes, in tests/data/tokenizer/:
   stsb-<vocab>.txt.gz    one line per STS-B sentence (files in name order, each row's
                          sentence1 then sentence2): the ids with [CLS]/[SEP], no truncation
@@ -32,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests/data/tokenizer"
 STSB = ROOT.parent / "shared/data/stsb"
 MINILM = ROOT / "weights/all-MiniLM-L6-v2"
+MPNET = ROOT / "weights/all-mpnet-base-v2"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -70,6 +76,13 @@ def load_uncased():
     t.no_padding()
     # the vocab.txt + tokenizer_config.json route must agree with tokenizer.json
     alt = AutoTokenizer.from_pretrained(str(MINILM)).backend_tokenizer
+    return t
+
+
+def load_mpnet():
+    t = Tokenizer.from_file(str(MPNET / "tokenizer.json"))
+    t.no_truncation()
+    t.no_padding()
     return t
 
 
@@ -138,6 +151,13 @@ def stress_cases(rng):
                 b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\x80\x80abc", b"caf\xe9 au lait",
                 b"\xe6\x97\xa5\xff\xe6\x9c\xac", b"\xfe\xff", b"ok\xc3", b"[SEP\xff]", b"\xc3\xa9\xcc"]:
         s.append(dict(hex=raw.hex()))
+    # MPNet's (RoBERTa-style) added tokens: <mask> takes the space before it (lstrip), <unk> is
+    # matched after normalisation; plain text to a BERT vocabulary
+    for t in ["<mask>", "a <mask> b", "a<mask>b", "   <mask>   x", "\t<mask>\n<mask>", "<s></s><pad><unk>",
+              "<MASK> <Mask> <unk> <UNK> <Unk>", "x [UNK] <unk> y", "é<mask>é", "<mask><mask> <mask>",
+              "< mask > <mask", "\u00a0<mask>", "\u3000<mask>\u3000"]:
+        add(t)
+    add("a <mask> b", pair="<s> c </s>")
     return s
 
 
@@ -168,9 +188,19 @@ def encode_case(tok, case):
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     sents = stsb_sentences()
-    if "--keep-vocab" not in sys.argv or not (OUT / "cased-vocab.txt").exists():
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only in (None, "cased") and ("--keep-vocab" not in sys.argv or not (OUT / "cased-vocab.txt").exists()):
         train_cased_vocab(sents)
-    toks = {"uncased": load_uncased(), "cased": load_cased()}
+    loaders = {"uncased": load_uncased, "cased": load_cased}
+    if MPNET.exists() or only == "mpnet":
+        loaders["mpnet"] = load_mpnet
+    toks = {name: load() for name, load in loaders.items() if only in (None, name)}
+    if "mpnet" in toks:  # the tokenizer files themselves, so that the checks need not the 438 MB model
+        (OUT / "mpnet").mkdir(exist_ok=True)
+        with gzip.GzipFile(OUT / "mpnet/tokenizer.json.gz", "wb", compresslevel=9, mtime=0) as f:
+            f.write((MPNET / "tokenizer.json").read_bytes())
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            (OUT / "mpnet" / name).write_bytes((MPNET / name).read_bytes())
     cases = stress_cases(random.Random(1126))
     for name, tok in toks.items():
         tok.no_truncation()

@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
             const attention_ref_kernel kinds[] = {ATTENTION_REF_SCALAR, ATTENTION_REF_WMMA, ATTENTION_REF_MMA};
             std::vector<float> *refs[] = {&ref, &ref_wmma, &ref_mma};
             for (int k = 0; k < (tc ? 3 : 1); k++)
-                if (attention_kernel_reference(refs[k]->data(), qkv.host.data(), bias.host.data(), cu.data(), sh.S,
+                if (attention_kernel_reference(refs[k]->data(), qkv.host.data(), bias.host.data(), nullptr, cu.data(), sh.S,
                                                max_len, sh.NH, sh.HS, dt, kinds[k]) != 0) {
                     fprintf(stderr, "out of memory\n");
                     return 1;
@@ -68,11 +68,11 @@ int main(int argc, char **argv) {
                 if (only_version && only_version != v) continue;
                 auto run = [&]() {
                     switch (v) {
-                    case 1: return attention_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0);
+                    case 1: return attention_cuda(out, qkv.dev, bias.dev, nullptr, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0);
                     case 2:
-                        return attention_wmma_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0);
+                        return attention_wmma_cuda(out, qkv.dev, bias.dev, nullptr, d_cu, sh.S, max_len, sh.NH, sh.HS, dt, 0);
                     default:
-                        return attention_scalar_cuda(out, qkv.dev, bias.dev, d_cu, sh.S, max_len, sh.NH, sh.HS, dt,
+                        return attention_scalar_cuda(out, qkv.dev, bias.dev, nullptr, d_cu, sh.S, max_len, sh.NH, sh.HS, dt,
                                                      0);
                     }
                 };

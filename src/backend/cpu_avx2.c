@@ -353,8 +353,33 @@ static ALWAYS_INLINE void attention_pv(const int G, const int CW, float *out, in
             _mm256_storeu_ps(out + r * ldo + 8 * n, _mm256_mul_ps(acc[r][n], _mm256_set1_ps(inv[r])));
 }
 
-static int attention_head_avx2(float *out, const float *qkv, const float *bias, int32_t t0, int32_t L, int32_t h,
-                               int32_t NH, int32_t HS, float *scratch) {
+/* Rows 0..qb-1 of the score block s (row stride Lp; query i0 + r) plus
+ * their relative position bias (pos_bias NULL: none), turned into softmax
+ * numerators in place; inv[r] = 1 / the row's sum. */
+static void attention_softmax(float *s, float *inv, const float *pos_bias, int32_t i0, int qb, int32_t L, int32_t Lp) {
+    for (int r = 0; r < qb; r++) {
+        float *sr = s + (size_t)r * Lp;
+        const float *pb = pos_bias ? pos_bias - (i0 + r) : NULL; /* pb[j]: key j's bias for this query */
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        for (int32_t j = 0; j < L; j += 8) {
+            __m256 x = _mm256_load_ps(sr + j);
+            if (pb) _mm256_store_ps(sr + j, x = _mm256_add_ps(x, _mm256_loadu_ps(pb + j)));
+            mx = _mm256_max_ps(mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), x,
+                                                    _mm256_castsi256_ps(tail_mask(L - j))));
+        }
+        __m256 m = _mm256_set1_ps(hmax(mx)), sum = _mm256_setzero_ps();
+        for (int32_t j = 0; j < L; j += 8) {
+            __m256 e = _mm256_and_ps(_mm256_castsi256_ps(tail_mask(L - j)),
+                                     exp256(_mm256_sub_ps(_mm256_load_ps(sr + j), m)));
+            _mm256_store_ps(sr + j, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        inv[r] = 1.0f / hsum(sum);
+    }
+}
+
+static int attention_head_avx2(float *out, const float *qkv, const float *bias, const float *pos_bias, int32_t t0,
+                               int32_t L, int32_t h, int32_t NH, int32_t HS, float *scratch) {
     if (HS % 8 != 0) return 0;
     const int32_t NV = HS / 8, C = NH * HS, C3 = 3 * C, Lp = (L + 15) & ~15;
     const float scale = 1.0f / sqrtf((float)HS);
@@ -416,21 +441,7 @@ static int attention_head_avx2(float *out, const float *qkv, const float *bias, 
         }
         /* softmax numerators in place; the 1/sum is applied to the output */
         float inv[ATT_QB];
-        for (int r = 0; r < qb; r++) {
-            float *sr = s + (size_t)r * Lp;
-            __m256 mx = _mm256_set1_ps(-INFINITY);
-            for (int32_t j = 0; j < L; j += 8)
-                mx = _mm256_max_ps(mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_load_ps(sr + j),
-                                                        _mm256_castsi256_ps(tail_mask(L - j))));
-            __m256 m = _mm256_set1_ps(hmax(mx)), sum = _mm256_setzero_ps();
-            for (int32_t j = 0; j < L; j += 8) {
-                __m256 e = _mm256_and_ps(_mm256_castsi256_ps(tail_mask(L - j)),
-                                         exp256(_mm256_sub_ps(_mm256_load_ps(sr + j), m)));
-                _mm256_store_ps(sr + j, e);
-                sum = _mm256_add_ps(sum, e);
-            }
-            inv[r] = 1.0f / hsum(sum);
-        }
+        attention_softmax(s, inv, pos_bias, i0, qb, L, Lp);
         /* out = P @ V, in blocks of ATT_PV_ROWS queries by 4 vectors (the
          * last block of a head narrower) */
         for (int r0 = 0; r0 < qb; r0 += ATT_PV_ROWS) {

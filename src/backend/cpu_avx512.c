@@ -308,7 +308,8 @@ static void linear_tile_avx512(float *out, const float *inp, const float *wp, co
  * at a time share every load of K and V. Scores stay in a QB x Lp block
  * (the L2 cache for 512 tokens), never the whole L x L matrix. */
 static ALWAYS_INLINE void attention_block(const int NV, const int QB, float *out, const float *qkv, const float *bias,
-                                          int32_t t0, int32_t L, int32_t h, int32_t NH, float *scratch) {
+                                          const float *pos_bias, int32_t t0, int32_t L, int32_t h, int32_t NH,
+                                          float *scratch) {
     const int32_t HS = NV * 16, C = NH * HS, C3 = 3 * C, Lp = (L + 31) & ~31;
     const float scale = 1.0f / sqrtf((float)HS);
     float *kt = scratch;               /* (HS, Lp) */
@@ -369,9 +370,14 @@ static ALWAYS_INLINE void attention_block(const int NV, const int QB, float *out
         float inv[8];
         for (int r = 0; r < qb; r++) {
             float *sr = s + (size_t)r * Lp;
+            const float *pb = pos_bias ? pos_bias - (i0 + r) : NULL; /* pb[j]: key j's bias for this query */
             __m512 mx = _mm512_set1_ps(-INFINITY);
-            for (int32_t j = 0; j < L; j += 16)
-                mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(L - j), sr + j));
+            for (int32_t j = 0; j < L; j += 16) {
+                const __mmask16 k = tail_mask(L - j);
+                __m512 x = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, sr + j);
+                if (pb) _mm512_mask_storeu_ps(sr + j, k, x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, pb + j)));
+                mx = _mm512_max_ps(mx, x);
+            }
             __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
             for (int32_t j = 0; j < L; j += 16) {
                 __mmask16 k = tail_mask(L - j);
@@ -402,16 +408,16 @@ static ALWAYS_INLINE void attention_block(const int NV, const int QB, float *out
 
 /* Head sizes that are a multiple of 16 up to 128 (MiniLM 32, BERT 64, ...);
  * 0 when the generic code must do it. QB keeps QB * NV accumulators <= 16. */
-static int attention_head_avx512(float *out, const float *qkv, const float *bias, int32_t t0, int32_t L, int32_t h,
-                                 int32_t NH, int32_t HS, float *scratch) {
+static int attention_head_avx512(float *out, const float *qkv, const float *bias, const float *pos_bias, int32_t t0,
+                                 int32_t L, int32_t h, int32_t NH, int32_t HS, float *scratch) {
     switch (HS) {
-    case 16: attention_block(1, 8, out, qkv, bias, t0, L, h, NH, scratch); return 1;
-    case 32: attention_block(2, 8, out, qkv, bias, t0, L, h, NH, scratch); return 1;
-    case 48: attention_block(3, 4, out, qkv, bias, t0, L, h, NH, scratch); return 1;
-    case 64: attention_block(4, 4, out, qkv, bias, t0, L, h, NH, scratch); return 1;
-    case 80: attention_block(5, 2, out, qkv, bias, t0, L, h, NH, scratch); return 1;
-    case 96: attention_block(6, 2, out, qkv, bias, t0, L, h, NH, scratch); return 1;
-    case 128: attention_block(8, 2, out, qkv, bias, t0, L, h, NH, scratch); return 1;
+    case 16: attention_block(1, 8, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
+    case 32: attention_block(2, 8, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
+    case 48: attention_block(3, 4, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
+    case 64: attention_block(4, 4, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
+    case 80: attention_block(5, 2, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
+    case 96: attention_block(6, 2, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
+    case 128: attention_block(8, 2, out, qkv, bias, pos_bias, t0, L, h, NH, scratch); return 1;
     default: return 0;
     }
 }

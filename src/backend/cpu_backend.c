@@ -32,6 +32,7 @@ typedef struct {
     cpu_kernels kernels;
     float *params; /* one slab for every weight, 64-byte aligned */
     float *word, *pos, *type, *ln_w, *ln_b;
+    float *rel_bias; /* (REL_BUCKETS, NH): MPNet's relative position bias; NULL: none */
     cpu_layer *layers;
     float *acts; /* one slab: x, qkv, att, ff */
     float *x, *qkv, *att, *ff;
@@ -86,9 +87,9 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
     int nt = cb->n_threads;
     if (nt > T / 64) nt = T / 64;
     if (nt < 1) nt = 1;
-    if (b->max_seqlen > c->P)
+    if (b->max_seqlen > c->max_len)
         return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "a sequence of %d tokens exceeds the model's %d positions",
-                          b->max_seqlen, c->P);
+                          b->max_seqlen, c->max_len);
     if (!reserve_scratch(cb, nt, b->max_seqlen))
         return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for the CPU backend's scratch");
     order_by_length(cb, b);
@@ -125,7 +126,8 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
 #pragma omp parallel num_threads(nt)
         {
             if (by_rows) {
-                attention_heads_cpu(cb->att, cb->qkv, NULL, b->cu_seqlens, b->S, c->NH, c->HS, cb->seq_order, kern);
+                attention_heads_cpu(cb->att, cb->qkv, NULL, cb->rel_bias, b->cu_seqlens, b->S, c->NH, c->HS,
+                                    cb->seq_order, kern);
 #pragma omp for schedule(dynamic, 1)
                 for (int32_t i = 0; i < n_blocks; i++) {
                     int32_t m0 = i * block, m1 = m0 + block < T ? m0 + block : T;
@@ -140,7 +142,8 @@ static ember_status cpu_forward(backend *be, const packed_batch *b, float *hidde
                 }
             } else {
                 linear_cpu(cb->qkv, x, w->wqkv, w->bqkv, NULL, CPU_ACT_NONE, T, C, 3 * C, kern);
-                attention_heads_cpu(cb->att, cb->qkv, NULL, b->cu_seqlens, b->S, c->NH, c->HS, cb->seq_order, kern);
+                attention_heads_cpu(cb->att, cb->qkv, NULL, cb->rel_bias, b->cu_seqlens, b->S, c->NH, c->HS,
+                                    cb->seq_order, kern);
                 linear_cpu(x, cb->att, w->wo, w->bo, x, CPU_ACT_NONE, T, C, C, kern);
                 layernorm_cpu(x, x, w->ln1_w, w->ln1_b, c->ln_eps, T, C, kern);
                 linear_cpu(cb->ff, x, w->w1, w->b1, NULL, (int)c->act, T, C, FF, kern);
@@ -181,7 +184,7 @@ static ember_status weights_load(cpu_backend *cb, const bert_tensors *w, cpu_ker
                        round16(linear_packed_size(C, C, kernels)) + round16(linear_packed_size(FF, C, kernels)) +
                        round16(linear_packed_size(C, FF, kernels)) + round16(FF) + 7 * round16(C);
     size_t total = round16((size_t)V * C) + round16((size_t)P * C) + round16((size_t)TV * C) + 2 * round16(C) +
-                   (size_t)L * per_layer;
+                   round16((size_t)cfg->NB * cfg->NH) + (size_t)L * per_layer;
     cb->params = aligned_alloc(64, total * sizeof(float));
     cb->layers = calloc((size_t)L, sizeof *cb->layers);
     size_t big = (size_t)FF * C > 3 * (size_t)C * C ? (size_t)FF * C : 3 * (size_t)C * C;
@@ -212,9 +215,16 @@ static ember_status weights_load(cpu_backend *cb, const bert_tensors *w, cpu_ker
     } while (0)
     TAKE(cb->word, w->word);
     TAKE(cb->pos, w->pos);
-    TAKE(cb->type, w->type);
+    if (w->type) {
+        TAKE(cb->type, w->type);
+    } else { /* no token types (MPNet): one zero row, so that every token adds type 0's nothing */
+        cb->type = p;
+        memset(p, 0, (size_t)C * sizeof *p);
+        p += round16((size_t)C);
+    }
     TAKE(cb->ln_w, w->ln_w);
     TAKE(cb->ln_b, w->ln_b);
+    if (w->rel_bias) TAKE(cb->rel_bias, w->rel_bias); /* (NB, NH): attention reads the first REL_BUCKETS rows */
     for (int32_t l = 0; l < L; l++) {
         cpu_layer *cl = &cb->layers[l];
         const bert_layer_tensors *t = &w->layers[l];

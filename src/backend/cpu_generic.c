@@ -44,8 +44,8 @@ static void bias_act_row_generic(float *y, const float *x, const float *bias, in
     for (int32_t n = 0; n < N; n++) y[n] = cpu_act_scalar(x[n] + bias[n], act);
 }
 
-int cpu_attention_head_generic(float *out, const float *qkv, const float *bias, int32_t t0, int32_t L, int32_t h,
-                               int32_t NH, int32_t HS, float *scratch) {
+int cpu_attention_head_generic(float *out, const float *qkv, const float *bias, const float *pos_bias, int32_t t0,
+                               int32_t L, int32_t h, int32_t NH, int32_t HS, float *scratch) {
     const int32_t C = NH * HS;
     const float scale = 1.0f / sqrtf((float)HS);
     float *k = scratch, *v = k + (size_t)L * HS, *p = v + (size_t)L * HS, *q = p + L, *acc = q + HS;
@@ -64,6 +64,7 @@ int cpu_attention_head_generic(float *out, const float *qkv, const float *bias, 
             float dot = 0;
             const float *kj = k + j * HS;
             for (int32_t d = 0; d < HS; d++) dot += q[d] * kj[d];
+            if (pos_bias) dot += pos_bias[j - i];
             p[j] = dot;
             if (dot > mx) mx = dot;
         }

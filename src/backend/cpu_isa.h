@@ -36,10 +36,13 @@ typedef struct {
     void (*linear_tile)(float *out, const float *inp, const float *w, const float *bias, const float *res, int act,
                         int32_t m0, int32_t m1, int32_t p0, int32_t p1, int32_t K, int32_t N, float *scratch);
     /* One (sequence, head) of attention: tokens t0..t0+L-1, head h; bias
-     * (3C) or NULL; scratch: cpu_attention_scratch floats. 0 when this
-     * family does not handle the head size (the portable code then does). */
-    int (*attention_head)(float *out, const float *qkv, const float *bias, int32_t t0, int32_t L, int32_t h,
-                          int32_t NH, int32_t HS, float *scratch);
+     * (3C) or NULL; pos_bias NULL, or the relative position bias by offset:
+     * the score of query i for key j (0 <= i, j < L) gets pos_bias[j - i]
+     * after scaling, and pos_bias[L .. L + 30] may be read (zeros; vector
+     * tails); scratch: cpu_attention_scratch floats. 0 when this family
+     * does not handle the head size (the portable code then does). */
+    int (*attention_head)(float *out, const float *qkv, const float *bias, const float *pos_bias, int32_t t0,
+                          int32_t L, int32_t h, int32_t NH, int32_t HS, float *scratch);
 } cpu_isa;
 
 extern const cpu_isa cpu_isa_generic;
@@ -56,7 +59,7 @@ size_t cpu_attention_scratch(int32_t L, int32_t HS);
 /* The portable scalar functions, for the families' tails and fallbacks. */
 float cpu_act_scalar(float v, int act);
 void cpu_layernorm_row_generic(float *out, const float *x, const float *w, const float *b, float eps, int32_t C);
-int cpu_attention_head_generic(float *out, const float *qkv, const float *bias, int32_t t0, int32_t L, int32_t h,
-                               int32_t NH, int32_t HS, float *scratch);
+int cpu_attention_head_generic(float *out, const float *qkv, const float *bias, const float *pos_bias, int32_t t0,
+                               int32_t L, int32_t h, int32_t NH, int32_t HS, float *scratch);
 
 #endif

@@ -126,9 +126,14 @@ static float *thread_scratch(size_t n) {
     return s->p;
 }
 
+/* The relative position bias of one (sequence, head) by offset, before a
+ * family's own scratch: 2L - 1 offsets and 32 zeros for vector tails,
+ * rounded to 16 floats so that what follows stays 64-byte aligned. */
+static size_t pos_bias_floats(int32_t L) { return ((size_t)2 * (size_t)L + 31 + 15) & ~(size_t)15; }
+
 size_t cpu_attention_scratch(int32_t L, int32_t HS) {
     size_t Lp = ((size_t)L + 31) & ~(size_t)31;
-    return (size_t)HS * Lp + (size_t)L * HS + 8 * Lp + 8 * (size_t)HS + 64;
+    return pos_bias_floats(L) + (size_t)HS * Lp + (size_t)L * HS + 8 * Lp + 8 * (size_t)HS + 64;
 }
 
 /* A product's scratch: a tile's partial sums and packed rows (the SIMD
@@ -245,20 +250,31 @@ void layernorm_rows_cpu(float *out, const float *inp, const float *ln_w, const f
     for (int32_t t = m0; t < m1; t++) isa->layernorm_row(out + (size_t)t * C, inp + (size_t)t * C, ln_w, ln_b, eps, C);
 }
 
-void attention_heads_cpu(float *out, const float *qkv, const float *bias, const int32_t *cu_seqlens, int32_t S,
-                         int32_t NH, int32_t HS, const int32_t *seq_order, cpu_kernels k) {
+/* row[0 .. 2L - 1) = head h's bias for offsets j - i = -(L - 1) .. L - 1,
+ * then zeros; returns the pointer at offset 0. */
+static const float *pos_bias_row(float *row, const float *rel_bias, int32_t L, int32_t h, int32_t NH) {
+    for (int32_t k = 0; k < 2 * L - 1; k++) row[k] = rel_bias[(size_t)rel_bucket(k - (L - 1)) * NH + h];
+    for (size_t k = (size_t)(2 * L - 1); k < pos_bias_floats(L); k++) row[k] = 0.0f;
+    return row + (L - 1);
+}
+
+void attention_heads_cpu(float *out, const float *qkv, const float *bias, const float *rel_bias,
+                         const int32_t *cu_seqlens, int32_t S, int32_t NH, int32_t HS, const int32_t *seq_order,
+                         cpu_kernels k) {
     const cpu_isa *isa = isa_of(k);
     int32_t max_len = 0;
     for (int32_t s = 0; s < S; s++)
         if (cu_seqlens[s + 1] - cu_seqlens[s] > max_len) max_len = cu_seqlens[s + 1] - cu_seqlens[s];
-    float *scratch = thread_scratch(cpu_attention_scratch(max_len, HS));
+    float *row = thread_scratch(cpu_attention_scratch(max_len, HS));
+    float *scratch = row + pos_bias_floats(max_len);
 #pragma omp for schedule(dynamic, 1)
     for (int32_t sh = 0; sh < S * NH; sh++) {
         int32_t s = seq_order ? seq_order[sh / NH] : sh / NH, h = sh % NH;
         int32_t t0 = cu_seqlens[s], L = cu_seqlens[s + 1] - t0;
         if (L <= 0) continue;
-        if (!isa->attention_head(out, qkv, bias, t0, L, h, NH, HS, scratch))
-            cpu_attention_head_generic(out, qkv, bias, t0, L, h, NH, HS, scratch);
+        const float *pb = rel_bias ? pos_bias_row(row, rel_bias, L, h, NH) : NULL;
+        if (!isa->attention_head(out, qkv, bias, pb, t0, L, h, NH, HS, scratch))
+            cpu_attention_head_generic(out, qkv, bias, pb, t0, L, h, NH, HS, scratch);
     }
 }
 
@@ -355,11 +371,11 @@ void bias_act_cpu(float *out, const float *inp, const float *bias, activation ac
     for (int32_t t = 0; t < T; t++) isa->bias_act_row(out + (size_t)t * N, inp + (size_t)t * N, bias, (int)act, N);
 }
 
-void attention_cpu(float *out, const float *qkv, const float *bias, const int32_t *cu_seqlens, int32_t S,
-                   int32_t max_seqlen, int32_t NH, int32_t HS, cpu_kernels k) {
+void attention_cpu(float *out, const float *qkv, const float *bias, const float *rel_bias, const int32_t *cu_seqlens,
+                   int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, cpu_kernels k) {
     (void)max_seqlen;
 #pragma omp parallel
-    attention_heads_cpu(out, qkv, bias, cu_seqlens, S, NH, HS, NULL, k);
+    attention_heads_cpu(out, qkv, bias, rel_bias, cu_seqlens, S, NH, HS, NULL, k);
 }
 
 void pool_cpu(float *out, const float *hidden, const int32_t *cu_seqlens, int32_t S, int32_t C, ember_pooling pooling,

@@ -54,9 +54,12 @@ void bias_act_cpu(float *out /* (T, N) */, const float *inp, const float *bias, 
                   cpu_kernels k);
 
 /* Multi-head self-attention within each sequence of a packed batch.
- * qkv (T, 3C) holds [q | k | v] without their bias; bias (3C). */
-void attention_cpu(float *out /* (T, C) */, const float *qkv, const float *bias, const int32_t *cu_seqlens,
-                   int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, cpu_kernels k);
+ * qkv (T, 3C) holds [q | k | v] without their bias; bias (3C); rel_bias
+ * NULL, or MPNet's relative position bias table (REL_BUCKETS, NH): the
+ * score of query i for key j of a sequence gets rel_bias[rel_bucket(j - i)][h]
+ * (model/model.h) after the 1 / sqrt(HS) scaling. */
+void attention_cpu(float *out /* (T, C) */, const float *qkv, const float *bias, const float *rel_bias,
+                   const int32_t *cu_seqlens, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS, cpu_kernels k);
 
 /* One vector per sequence: cls / mean / max / mean_sqrt_len, then L2
  * normalisation (x / max(|x|, 1e-12), as torch's F.normalize) if asked. */
@@ -106,8 +109,8 @@ void layernorm_cpu(float *out /* (T, C) */, const float *inp /* (T, C) */, const
  * longest first keeps a long sequence from being the last item one thread
  * works on while the others wait. */
 void attention_heads_cpu(float *out /* (T, C) */, const float *qkv /* (T, 3C) */, const float *bias /* (3C) */,
-                         const int32_t *cu_seqlens, int32_t S, int32_t NH, int32_t HS, const int32_t *seq_order,
-                         cpu_kernels k);
+                         const float *rel_bias /* (REL_BUCKETS, NH) */, const int32_t *cu_seqlens, int32_t S,
+                         int32_t NH, int32_t HS, const int32_t *seq_order, cpu_kernels k);
 
 /* The ops keep per-thread scratch (freed when the thread ends). Each thread
  * of a region calls this first with the model's sizes and the longest

@@ -199,12 +199,13 @@ static ember_status layer_forward(cuda_backend *cb, int32_t l, int32_t T, int32_
     const cuda_layer_offsets *o = &cb->lay.layers[l];
     const size_t es = dtype_size(dt);
     const int32_t chunk = cb->ffn_chunk > 0 && cb->ffn_chunk < T ? cb->ffn_chunk : T;
+    const float *rel_bias = cb->lay.has_rel_bias ? (const float *)P(cb->lay.rel_bias) : NULL;
     prof_mark(cb, PROF_QKV);
     BLAS_OP("QKV projection", l, gemm(cb, qkv, x, P(o->wqkv), T, C, 3 * C));
     prof_mark(cb, PROF_ATTENTION);
     CUDA_OP("attention", l,
-            (cb->attn_wmma ? attention_wmma_cuda : attention_cuda)(att, qkv, P(o->bqkv), d_cu, S, max_seqlen, c->NH,
-                                                                   c->HS, dt, stream));
+            (cb->attn_wmma ? attention_wmma_cuda : attention_cuda)(att, qkv, P(o->bqkv), rel_bias, d_cu, S, max_seqlen,
+                                                                   c->NH, c->HS, dt, stream));
     prof_mark(cb, PROF_ATT_OUT);
     BLAS_OP("attention output projection", l, gemm(cb, tmp, att, P(o->wo), T, C, C));
     prof_mark(cb, PROF_LN1);

@@ -89,6 +89,10 @@ ember_status cuda_param_layout_init(cuda_param_layout *lay, const bert_config *c
     lay->type = slab_take(&end, (size_t)c->TV * C, es);
     lay->ln_w = slab_take(&end, C, es);
     lay->ln_b = slab_take(&end, C, es);
+    if (c->NB > 0) {
+        lay->rel_bias = slab_take(&end, (size_t)c->NB * (size_t)c->NH, sizeof(float)); /* kernels read 32 rows */
+        lay->has_rel_bias = 1;
+    }
     for (int32_t l = 0; l < c->L; l++) {
         cuda_layer_offsets *o = &lay->layers[l];
         o->wqkv = slab_take(&end, 3 * C * C, es);
@@ -135,6 +139,7 @@ ember_status cuda_params_pack(uint8_t *slab, const cuda_param_layout *lay, const
     if (TV * C > biggest) biggest = TV * C;
     if (FF * C > biggest) biggest = FF * C;
     if (C * C > biggest) biggest = C * C; /* wq, wk, wv, wo: more than the rest when V and FF are small */
+    if ((int64_t)c->NB * c->NH > biggest) biggest = (int64_t)c->NB * c->NH;
     float *scratch = malloc((size_t)biggest * sizeof *scratch);
     if (!scratch) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory converting the weights");
     memset(slab, 0, lay->bytes);
@@ -142,8 +147,11 @@ ember_status cuda_params_pack(uint8_t *slab, const cuda_param_layout *lay, const
     ember_status st;
     if ((st = put(slab, lay->word, w->word, V * C, scratch, dt)) ||
         (st = put(slab, lay->pos, w->pos, P * C, scratch, dt)) ||
-        (st = put(slab, lay->type, w->type, TV * C, scratch, dt)) ||
+        (w->type && (st = put(slab, lay->type, w->type, TV * C, scratch, dt))) || /* none (MPNet): the zero row */
         (st = put(slab, lay->ln_w, w->ln_w, C, scratch, dt)) || (st = put(slab, lay->ln_b, w->ln_b, C, scratch, dt)))
+        goto done;
+    if (lay->has_rel_bias && (st = put(slab, lay->rel_bias, w->rel_bias, (int64_t)c->NB * c->NH, scratch,
+                                       EMBER_DTYPE_FP32))) /* fp32 whatever the dtype: it is tiny */
         goto done;
     for (int32_t l = 0; l < c->L; l++) {
         const cuda_layer_offsets *o = &lay->layers[l];

@@ -41,6 +41,9 @@ typedef struct {
 typedef struct {
     ember_dtype dtype;
     size_t word, pos, type, ln_w, ln_b; /* (V, C), (P, C), (TV, C), (C), (C) */
+    size_t rel_bias;                    /* (NB, NH) fp32 whatever the dtype: MPNet's relative position bias,
+                                           of which the attention kernels read the first REL_BUCKETS rows */
+    int has_rel_bias;                   /* 0: the model has none (rel_bias is no offset) */
     cuda_layer_offsets *layers;         /* (L) */
     size_t bytes;                       /* the whole slab */
 } cuda_param_layout;

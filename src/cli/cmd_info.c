@@ -5,7 +5,8 @@
 
 static const char *usage = "usage: ember info [options]\n"
                            "\n"
-                           "Print the model's shape, tokenizer, pooling and the device it runs on.\n"
+                           "Print the model's shape, tokenizer, pooling and the device it runs on, and the\n"
+                           "architectures ember runs (also when the model cannot be loaded).\n"
                            "\n" MODEL_OPTIONS_HELP "  -h, --help\n";
 
 int cmd_info(int argc, char **argv) {
@@ -25,7 +26,10 @@ int cmd_info(int argc, char **argv) {
     }
     if (optind < argc) die_usage("info", "unexpected argument '%s'", argv[optind]);
     ember_model *m = model_opts_load(&mo);
-    if (!m) return 1;
+    if (!m) {
+        fprintf(stderr, "ember runs: %s\n", ember_supported_architectures());
+        return 1;
+    }
     ember_model_info i;
     ember_model_get_info(m, &i);
     printf("model          %s (%s)\n", i.name, mo.model_dir);
@@ -39,6 +43,7 @@ int cmd_info(int argc, char **argv) {
     printf("device         %s, %s\n", i.device_name, ember_dtype_str(i.dtype));
     printf("batching       %s\n", i.batch_invariant ? "a text's vector is the same bits in any batch"
                                                      : "a text's vector may differ in the last bits with its batch");
+    printf("ember runs     %s\n", ember_supported_architectures());
     printf("cuda devices   %d%s\n", ember_cuda_device_count() < 0 ? 0 : ember_cuda_device_count(),
            ember_cuda_device_count() < 0 ? " (built without CUDA)" : "");
     ember_model_free(m);

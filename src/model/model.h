@@ -10,6 +10,17 @@
 
 typedef enum { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU } activation;
 
+/* The encoder families ember runs (config.json's model_type). */
+typedef enum {
+    ARCH_BERT = 0, /* BERT and its sentence-transformers forms (MiniLM, bge, ...): absolute positions */
+    ARCH_MPNET     /* MPNet: relative position bias, RoBERTa-style positions, no token types */
+} architecture;
+
+/* "bert", "mpnet" */
+const char *architecture_name(architecture a);
+/* What ember runs, for messages and `ember info`: "bert (BertModel, ...), mpnet (MPNetModel, ...)". */
+extern const char MODEL_ARCHITECTURES[];
+
 /*
  * Dimension letters used across ember:
  *   T  tokens in a packed batch      S  sequences in the batch
@@ -19,7 +30,13 @@ typedef enum { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU } activation;
  *   L  layers
  */
 typedef struct {
-    int32_t V, C, L, NH, HS, FF, P, TV;
+    architecture arch;
+    int32_t V, C, L, NH, HS, FF, P, TV; /* TV is 1 for a model without token types (MPNet) */
+    int32_t max_len; /* tokens one sequence may hold: P, less pad_id + 1 where positions start there */
+    int32_t pad_id;  /* MPNet: the padding id; a token's position is pad_id + 1 + the count of non-padding
+                        tokens before it (RoBERTa style), pad_id for a padding token. -1: positions are
+                        0, 1, 2, ... */
+    int32_t NB;      /* relative attention buckets of the bias table (MPNet); 0: none */
     float ln_eps;
     activation act;
     char act_name[32];
@@ -37,10 +54,28 @@ typedef struct {
 } bert_layer_tensors;
 
 typedef struct {
-    const st_tensor *word, *pos, *type; /* (V, C), (P, C), (TV, C) */
+    const st_tensor *word, *pos, *type; /* (V, C), (P, C), (TV, C); type NULL: no token types (MPNet) */
     const st_tensor *ln_w, *ln_b;       /* (C) */
+    const st_tensor *rel_bias;          /* (NB, NH): MPNet's relative position bias, one table for every
+                                           layer; NULL: none */
     bert_layer_tensors *layers;         /* L */
 } bert_tensors;
+
+/*
+ * MPNet's relative position bias: the attention score of query i for key j
+ * (positions within their sequence) gets rel_bias[rel_bucket(j - i)][h],
+ * added after the 1 / sqrt(HS) scaling. transformers buckets with 32 buckets
+ * and a largest distance of 128 whatever config.json says
+ * (relative_attention_num_buckets only sizes the table): keys after the
+ * query take buckets 16..31, those at or before it 0..15; distances under 8
+ * have a bucket each, longer ones share logarithmic buckets up to 15.
+ */
+#define REL_BUCKETS 32
+int32_t rel_bucket(int32_t d);
+
+/* The position ids of one sequence of n ids (with its special tokens), as
+ * cfg's architecture numbers them (see bert_config.pad_id). */
+void model_position_ids(const bert_config *cfg, const int32_t *ids, int32_t n, int32_t *pos);
 
 /* sentence-transformers' Dense: out = act(W x + b) on the pooled vector. */
 typedef enum { DENSE_IDENTITY, DENSE_TANH, DENSE_RELU, DENSE_GELU, DENSE_SIGMOID } dense_activation;

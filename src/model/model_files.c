@@ -36,72 +36,130 @@ static ember_status get_int(json_t *root, const char *path, const char *key, int
     return EMBER_OK;
 }
 
-ember_status bert_config_load(bert_config *cfg, const char *path) {
-    json_t *root;
-    ember_status st = json_file(path, &root);
-    if (st) return st;
-    memset(cfg, 0, sizeof *cfg);
-    if (!json_is_object(root)) {
-        st = ember_fail(EMBER_ERR_FORMAT, "%s: not a JSON object", path);
-        goto done;
+const char MODEL_ARCHITECTURES[] =
+    "bert (BertModel and its sentence-transformers forms: MiniLM, bge, ...), mpnet (MPNetModel: all-mpnet-base-v2)";
+
+const char *architecture_name(architecture a) { return a == ARCH_MPNET ? "mpnet" : "bert"; }
+
+int32_t rel_bucket(int32_t d) {
+    /* transformers: n = i - j = -d; n < 0 (a key after the query) adds 16;
+     * |n| < 8 is its own bucket; else 8 + floor(log(|n| / 8) / log(16) * 8),
+     * at most 15. log(|n| / 8) / log(16) * 8 = 2 log2(|n| / 8) =
+     * log2(n^2) - 6, so the floor is that of log2(n^2), in integers (for
+     * |n| < 128 the real value is never within 1% of an integer it is not
+     * equal to, so float32 rounding in transformers cannot move it:
+     * tests/test_model.c checks every distance against PyTorch's buckets). */
+    const int32_t base = d > 0 ? 16 : 0;
+    const uint32_t a = (uint32_t)(d < 0 ? -(int64_t)d : d);
+    if (a < 8) return base + (int32_t)a;
+    if (a >= 128) return base + 15;
+    return base + 2 + (31 - __builtin_clz(a * a));
+}
+
+void model_position_ids(const bert_config *cfg, const int32_t *ids, int32_t n, int32_t *pos) {
+    if (cfg->pad_id < 0) {
+        for (int32_t k = 0; k < n; k++) pos[k] = k;
+        return;
     }
+    /* transformers' create_position_ids_from_input_ids: cumsum(ids != pad) * (ids != pad) + pad */
+    int32_t count = 0;
+    for (int32_t k = 0; k < n; k++) {
+        const int real = ids[k] != cfg->pad_id;
+        count += real;
+        pos[k] = real ? cfg->pad_id + count : cfg->pad_id;
+    }
+}
+
+/* model_type and what it implies: the architecture, MPNet's fixed settings. */
+static ember_status config_arch(bert_config *cfg, json_t *root, const char *path) {
     const char *mt = json_string_value(json_object_get(root, "model_type"));
-    if (!mt) {
-        st = ember_fail(EMBER_ERR_FORMAT, "%s: 'model_type' is missing", path);
-        goto done;
+    if (!mt)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: 'model_type' is missing (ember runs %s)", path, MODEL_ARCHITECTURES);
+    if (strcmp(mt, "bert") == 0) {
+        cfg->arch = ARCH_BERT;
+        cfg->pad_id = -1;
+        const char *pet = json_string_value(json_object_get(root, "position_embedding_type"));
+        if (pet && strcmp(pet, "absolute") != 0)
+            return ember_fail(EMBER_ERR_UNSUPPORTED,
+                              "%s: position_embedding_type '%s' is not supported (only absolute)", path, pet);
+        return EMBER_OK;
     }
-    if (strcmp(mt, "bert") != 0) {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (ember runs 'bert' models)",
-                        path, mt);
-        goto done;
+    if (strcmp(mt, "mpnet") == 0) {
+        cfg->arch = ARCH_MPNET;
+        cfg->pad_id = 1; /* transformers' MPNetEmbeddings fixes padding_idx at 1, whatever pad_token_id says */
+        return EMBER_OK;
     }
-    const char *pet = json_string_value(json_object_get(root, "position_embedding_type"));
-    if (pet && strcmp(pet, "absolute") != 0) {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (only absolute)",
-                        path, pet);
-        goto done;
-    }
+    json_t *archs = json_object_get(root, "architectures");
+    const char *an = json_string_value(json_array_get(archs, 0));
+    return ember_fail(EMBER_ERR_UNSUPPORTED, "%s: model_type '%s'%s%s%s is not supported; ember runs %s", path, mt,
+                      an ? " (" : "", an ? an : "", an ? ")" : "", MODEL_ARCHITECTURES);
+}
+
+/* The sizes, in ranges that keep every product far from overflow. */
+static ember_status config_sizes(bert_config *cfg, json_t *root, const char *path) {
+    ember_status st;
     if ((st = get_int(root, path, "vocab_size", 1, 0, 1, 10000000, &cfg->V)) ||
         (st = get_int(root, path, "hidden_size", 1, 0, 1, 65536, &cfg->C)) ||
         (st = get_int(root, path, "num_hidden_layers", 1, 0, 1, 1024, &cfg->L)) ||
         (st = get_int(root, path, "num_attention_heads", 1, 0, 1, 1024, &cfg->NH)) ||
         (st = get_int(root, path, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->FF)) ||
-        (st = get_int(root, path, "max_position_embeddings", 1, 0, 1, 1 << 20, &cfg->P)) ||
-        (st = get_int(root, path, "type_vocab_size", 0, 2, 1, 1 << 16, &cfg->TV)))
-        goto done;
-    if (cfg->C % cfg->NH != 0) {
-        st = ember_fail(EMBER_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
-                        cfg->C, cfg->NH);
-        goto done;
+        (st = get_int(root, path, "max_position_embeddings", 1, 0, 1, 1 << 20, &cfg->P)))
+        return st;
+    if (cfg->arch == ARCH_MPNET) {
+        cfg->TV = 1; /* no token type embeddings: every token is type 0 */
+        if ((st = get_int(root, path, "relative_attention_num_buckets", 0, REL_BUCKETS, 1, 1 << 16, &cfg->NB)))
+            return st;
+        if (cfg->NB < REL_BUCKETS)
+            return ember_fail(EMBER_ERR_FORMAT,
+                              "%s: relative_attention_num_buckets %d is under the %d buckets MPNet's attention reads",
+                              path, cfg->NB, REL_BUCKETS);
+        cfg->max_len = cfg->P - cfg->pad_id - 1;
+        if (cfg->max_len < 1)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: max_position_embeddings %d leaves no position for a token",
+                              path, cfg->P);
+    } else {
+        if ((st = get_int(root, path, "type_vocab_size", 0, 2, 1, 1 << 16, &cfg->TV))) return st;
+        cfg->max_len = cfg->P;
     }
+    if (cfg->C % cfg->NH != 0)
+        return ember_fail(EMBER_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
+                          cfg->C, cfg->NH);
     cfg->HS = cfg->C / cfg->NH;
+    return EMBER_OK;
+}
+
+/* layer_norm_eps and hidden_act. */
+static ember_status config_numerics(bert_config *cfg, json_t *root, const char *path) {
     json_t *eps = json_object_get(root, "layer_norm_eps");
     cfg->ln_eps = 1e-12f;
     if (eps) {
-        if (!json_is_number(eps) || json_number_value(eps) <= 0) {
-            st = ember_fail(EMBER_ERR_FORMAT, "%s: 'layer_norm_eps' must be a positive number", path);
-            goto done;
-        }
+        if (!json_is_number(eps) || json_number_value(eps) <= 0)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: 'layer_norm_eps' must be a positive number", path);
         cfg->ln_eps = (float)json_number_value(eps);
     }
     json_t *act = json_object_get(root, "hidden_act");
     const char *an = act ? json_string_value(act) : "gelu";
-    if (!an) {
-        st = ember_fail(EMBER_ERR_FORMAT, "%s: 'hidden_act' must be a string", path);
-        goto done;
-    }
+    if (!an) return ember_fail(EMBER_ERR_FORMAT, "%s: 'hidden_act' must be a string", path);
     snprintf(cfg->act_name, sizeof cfg->act_name, "%s", an);
     if (strcmp(an, "gelu") == 0) cfg->act = ACT_GELU_ERF;
     else if (strcmp(an, "gelu_new") == 0 || strcmp(an, "gelu_pytorch_tanh") == 0 || strcmp(an, "gelu_fast") == 0)
         cfg->act = ACT_GELU_TANH;
     else if (strcmp(an, "relu") == 0) cfg->act = ACT_RELU;
-    else {
-        st = ember_fail(EMBER_ERR_UNSUPPORTED,
-                        "%s: hidden_act '%s' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)",
-                        path, an);
-        goto done;
-    }
-done:
+    else
+        return ember_fail(EMBER_ERR_UNSUPPORTED,
+                          "%s: hidden_act '%s' is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)",
+                          path, an);
+    return EMBER_OK;
+}
+
+ember_status bert_config_load(bert_config *cfg, const char *path) {
+    json_t *root;
+    ember_status st = json_file(path, &root);
+    if (st) return st;
+    memset(cfg, 0, sizeof *cfg);
+    if (!json_is_object(root)) st = ember_fail(EMBER_ERR_FORMAT, "%s: not a JSON object", path);
+    else if (!(st = config_arch(cfg, root, path)) && !(st = config_sizes(cfg, root, path)))
+        st = config_numerics(cfg, root, path);
     json_decref(root);
     return st;
 }
@@ -151,45 +209,64 @@ static ember_status find_tensor(const model_files *mf, const char *prefix, const
     return EMBER_OK;
 }
 
+/* A layer's tensors as each architecture names them, in bert_layer_tensors'
+ * order, with their shapes: 'C' (C, C), 'c' (C), 'U' (FF, C), 'u' (FF), 'D' (C, FF). */
+static const char LAYER_SHAPES[16] = {'C', 'c', 'C', 'c', 'C', 'c', 'C', 'c', 'c', 'c', 'U', 'u', 'D', 'c', 'c', 'c'};
+static const char *const BERT_LAYER[16] = {
+    "attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
+    "attention.self.key.bias", "attention.self.value.weight", "attention.self.value.bias",
+    "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
+    "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"};
+static const char *const MPNET_LAYER[16] = {
+    "attention.attn.q.weight", "attention.attn.q.bias", "attention.attn.k.weight", "attention.attn.k.bias",
+    "attention.attn.v.weight", "attention.attn.v.bias", "attention.attn.o.weight", "attention.attn.o.bias",
+    "attention.LayerNorm.weight", "attention.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"};
+
+static ember_status bind_layer(model_files *mf, const char *prefix, int32_t l, bert_layer_tensors *t) {
+    const bert_config *c = &mf->cfg;
+    const char *const *names = c->arch == ARCH_MPNET ? MPNET_LAYER : BERT_LAYER;
+    const st_tensor **slots[16] = {&t->wq, &t->bq, &t->wk, &t->bk, &t->wv, &t->bv, &t->wo, &t->bo,
+                                   &t->ln1_w, &t->ln1_b, &t->w1, &t->b1, &t->w2, &t->b2, &t->ln2_w, &t->ln2_b};
+    char p[96];
+    snprintf(p, sizeof p, "%sencoder.layer.%d.", prefix, l);
+    for (int i = 0; i < 16; i++) {
+        const char sh = LAYER_SHAPES[i];
+        const int64_t d0 = sh == 'U' || sh == 'u' ? c->FF : c->C, d1 = sh == 'D' ? c->FF : c->C;
+        const int ndim = sh >= 'a' ? 1 : 2;
+        ember_status st = find_tensor(mf, p, names[i], ndim, d0, ndim == 2 ? d1 : 0, slots[i]);
+        if (st) return st;
+    }
+    return EMBER_OK;
+}
+
 static ember_status bind_tensors(model_files *mf) {
     const bert_config *c = &mf->cfg;
-    /* BertModel saves without a prefix, BertFor* with "bert." */
-    const char *prefix = safetensors_find(&mf->st, "bert.embeddings.word_embeddings.weight") ? "bert." : "";
+    const int mpnet = c->arch == ARCH_MPNET;
+    /* BertModel / MPNetModel save without a prefix, BertFor* / MPNetFor* with "bert." / "mpnet." */
+    const char *with = mpnet ? "mpnet." : "bert.";
+    char probe[64];
+    snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", with);
+    const char *prefix = safetensors_find(&mf->st, probe) ? with : "";
     bert_tensors *w = &mf->tensors;
     ember_status st;
     if ((st = find_tensor(mf, prefix, "embeddings.word_embeddings.weight", 2, c->V, c->C, &w->word)) ||
         (st = find_tensor(mf, prefix, "embeddings.position_embeddings.weight", 2, c->P, c->C, &w->pos)) ||
-        (st = find_tensor(mf, prefix, "embeddings.token_type_embeddings.weight", 2, c->TV, c->C, &w->type)) ||
+        (!mpnet &&
+         (st = find_tensor(mf, prefix, "embeddings.token_type_embeddings.weight", 2, c->TV, c->C, &w->type))) ||
+        (mpnet &&
+         (st = find_tensor(mf, prefix, "encoder.relative_attention_bias.weight", 2, c->NB, c->NH, &w->rel_bias))) ||
         (st = find_tensor(mf, prefix, "embeddings.LayerNorm.weight", 1, c->C, 0, &w->ln_w)) ||
         (st = find_tensor(mf, prefix, "embeddings.LayerNorm.bias", 1, c->C, 0, &w->ln_b)))
         return st;
     w->layers = calloc((size_t)c->L, sizeof *w->layers);
     if (!w->layers) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
-    for (int l = 0; l < c->L; l++) {
-        bert_layer_tensors *t = &w->layers[l];
-        char p[64];
-        snprintf(p, sizeof p, "%sencoder.layer.%d.", prefix, l);
-        if ((st = find_tensor(mf, p, "attention.self.query.weight", 2, c->C, c->C, &t->wq)) ||
-            (st = find_tensor(mf, p, "attention.self.query.bias", 1, c->C, 0, &t->bq)) ||
-            (st = find_tensor(mf, p, "attention.self.key.weight", 2, c->C, c->C, &t->wk)) ||
-            (st = find_tensor(mf, p, "attention.self.key.bias", 1, c->C, 0, &t->bk)) ||
-            (st = find_tensor(mf, p, "attention.self.value.weight", 2, c->C, c->C, &t->wv)) ||
-            (st = find_tensor(mf, p, "attention.self.value.bias", 1, c->C, 0, &t->bv)) ||
-            (st = find_tensor(mf, p, "attention.output.dense.weight", 2, c->C, c->C, &t->wo)) ||
-            (st = find_tensor(mf, p, "attention.output.dense.bias", 1, c->C, 0, &t->bo)) ||
-            (st = find_tensor(mf, p, "attention.output.LayerNorm.weight", 1, c->C, 0, &t->ln1_w)) ||
-            (st = find_tensor(mf, p, "attention.output.LayerNorm.bias", 1, c->C, 0, &t->ln1_b)) ||
-            (st = find_tensor(mf, p, "intermediate.dense.weight", 2, c->FF, c->C, &t->w1)) ||
-            (st = find_tensor(mf, p, "intermediate.dense.bias", 1, c->FF, 0, &t->b1)) ||
-            (st = find_tensor(mf, p, "output.dense.weight", 2, c->C, c->FF, &t->w2)) ||
-            (st = find_tensor(mf, p, "output.dense.bias", 1, c->C, 0, &t->b2)) ||
-            (st = find_tensor(mf, p, "output.LayerNorm.weight", 1, c->C, 0, &t->ln2_w)) ||
-            (st = find_tensor(mf, p, "output.LayerNorm.bias", 1, c->C, 0, &t->ln2_b)))
-            return st;
-    }
+    for (int l = 0; l < c->L; l++)
+        if ((st = bind_layer(mf, prefix, l, &w->layers[l]))) return st;
     /* A checkpoint with more layers than config.json says is a mismatch too. */
-    char extra[96];
-    snprintf(extra, sizeof extra, "%sencoder.layer.%d.attention.self.query.weight", prefix, c->L);
+    char extra[128];
+    snprintf(extra, sizeof extra, "%sencoder.layer.%d.%s", prefix, c->L, mpnet ? MPNET_LAYER[0] : BERT_LAYER[0]);
     if (safetensors_find(&mf->st, extra))
         return ember_fail(EMBER_ERR_FORMAT, "%s: has tensors for more than the %d layers config.json declares",
                           mf->st.path, c->L);

@@ -97,7 +97,10 @@ void tokenizer_free(tokenizer *tok) {
         for (int32_t i = 0; i < tok->n_ids; i++) free(tok->id_text[i]);
         free(tok->id_text);
     }
-    for (int i = 0; i < tok->n_added; i++) free(tok->added[i].text);
+    for (int i = 0; i < tok->n_added; i++) {
+        free(tok->added[i].text);
+        free(tok->added[i].norm);
+    }
     free(tok->added);
     memset(tok, 0, sizeof *tok);
 }
@@ -335,11 +338,11 @@ oom:
     return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory in WordPiece");
 }
 
-/* BertPreTokenizer over s->cp[from..): split on whitespace, isolate punctuation. */
-static ember_status pretokenize(const tokenizer *tok, tokenizer_scratch *s, size_t from,
+/* BertPreTokenizer over s->cp[from..to): split on whitespace, isolate punctuation. */
+static ember_status pretokenize(const tokenizer *tok, tokenizer_scratch *s, size_t from, size_t to,
                                 piece_list *out) {
     size_t word = from;
-    for (size_t i = from; i < s->n_cp; i++) {
+    for (size_t i = from; i < to; i++) {
         uint8_t c = unicode_class(s->cp[i]);
         if (!(c & (UC_WS | UC_PUNCT))) continue;
         if (i > word) {
@@ -352,8 +355,46 @@ static ember_status pretokenize(const tokenizer *tok, tokenizer_scratch *s, size
         }
         word = i + 1;
     }
-    if (s->n_cp > word) return wordpiece(tok, s, word, s->n_cp, out);
+    if (to > word) return wordpiece(tok, s, word, to, out);
     return EMBER_OK;
+}
+
+/* The longest normalized added token at s->cp[i..n), or -1. */
+static int match_added_norm(const tokenizer *tok, const tokenizer_scratch *s, size_t i) {
+    int best = -1;
+    int32_t best_len = 0;
+    for (int k = 0; k < tok->n_added; k++) {
+        const added_token *a = &tok->added[k];
+        if (!a->norm || a->n_norm <= best_len || (size_t)a->n_norm > s->n_cp - i) continue;
+        if (memcmp(s->cp + i, a->norm, (size_t)a->n_norm * sizeof *a->norm) == 0) {
+            best = k;
+            best_len = a->n_norm;
+        }
+    }
+    return best;
+}
+
+/* The normalised text s->cp[0..n_cp): the added tokens matched there
+ * (normalized ones, as tokenizers matches them after normalising), and the
+ * pre-tokenizer and WordPiece on the pieces between them. */
+static ember_status split_normalized(const tokenizer *tok, tokenizer_scratch *s, piece_list *out) {
+    size_t from = 0;
+    for (size_t i = 0; tok->n_added_norm > 0 && i < s->n_cp; i++) {
+        const int k = match_added_norm(tok, s, i);
+        if (k < 0) continue;
+        ember_status st = pretokenize(tok, s, from, i, out);
+        if (st) return st;
+        const size_t end = i + (size_t)tok->added[k].n_norm;
+        int32_t a0 = s->cp_start[i], a1 = s->cp_end[i];
+        for (size_t j = i; j < end; j++) {
+            if (s->cp_start[j] < a0) a0 = s->cp_start[j];
+            if (s->cp_end[j] > a1) a1 = s->cp_end[j];
+        }
+        if (!piece_push(out, tok->added[k].id, a0, a1, 0)) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        from = end;
+        i = end - 1;
+    }
+    return pretokenize(tok, s, from, s->n_cp, out);
 }
 
 ember_status tokenizer_normalize(const tokenizer *tok, const char *text, size_t len, tokenizer_scratch *s,
@@ -370,15 +411,16 @@ static ember_status encode_segment(const tokenizer *tok, const char *text, size_
     s->n_cp = 0;
     ember_status st = normalize(tok, text, len, base, src_start, src_end, s, &out->invalid_utf8);
     if (!st) st = finish_normalize(tok, s, 0);
-    if (!st) st = pretokenize(tok, s, 0, out);
+    if (!st) st = split_normalized(tok, s, out);
     return st;
 }
 
-/* The longest added token at text[i..), or -1. */
+/* The longest added token matched in the raw text at text[i..), or -1. */
 static int match_added(const tokenizer *tok, const char *text, size_t len, size_t i) {
     int best = -1;
     size_t best_len = 0;
     for (int k = 0; k < tok->n_added; k++) {
+        if (tok->added[k].norm) continue;
         size_t n = strlen(tok->added[k].text);
         if (n > best_len && n <= len - i && memcmp(text + i, tok->added[k].text, n) == 0) {
             best = k;
@@ -446,6 +488,44 @@ oom:
     return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory lowercasing text");
 }
 
+/* Is cp whitespace as Rust's char::is_whitespace has it (or, with or_g,
+ * U+0120, the byte-level space 'Ġ')? */
+static int is_space(int32_t cp, int or_g) { return (unicode_class(cp) & UC_WS) || (or_g && cp == 0x120); }
+
+/* The length of the character at text[p..len) when is_space, else 0. */
+static size_t space_at(const char *text, size_t p, size_t len, int or_g) {
+    int32_t cp;
+    int bad;
+    int n = utf8_decode((const uint8_t *)text + p, len - p, &cp, &bad);
+    return !bad && is_space(cp, or_g) ? (size_t)n : 0;
+}
+
+/* The length of the character ending at text[p) (starting at lo or later)
+ * when is_space, else 0. */
+static size_t space_before(const char *text, size_t lo, size_t p, int or_g) {
+    size_t q = p - 1;
+    while (q > lo && p - q < 4 && ((uint8_t)text[q] & 0xC0) == 0x80) q--;
+    return space_at(text, q, p, or_g) == p - q ? p - q : 0;
+}
+
+/* Where the added token `a` matched at text[i, i + its length) takes the
+ * text: [*m0, *m1) with the whitespace lstrip / rstrip take (not before
+ * lo, the end of the previous match), and its offsets [*o0, *o1): the same,
+ * or with trim_offsets (RobertaProcessing) without leading and trailing
+ * whitespace and 'Ġ' (tokenizers' byte-level process_offsets, on the
+ * token's text). */
+static void added_span(const tokenizer *tok, const added_token *a, const char *text, size_t len, size_t lo,
+                       size_t i, size_t *m0, size_t *m1, size_t *o0, size_t *o1) {
+    size_t b = i, e = i + strlen(a->text), n;
+    while (a->lstrip && b > lo && (n = space_before(text, lo, b, 0)) > 0) b -= n;
+    while (a->rstrip && e < len && (n = space_at(text, e, len, 0)) > 0) e += n;
+    *m0 = *o0 = b;
+    *m1 = *o1 = e;
+    if (!tok->trim_offsets) return;
+    while (*o0 < *o1 && (n = space_at(text, *o0, *o1, 1)) > 0) *o0 += n;
+    while (*o1 > *o0 && (n = space_before(text, *o0, *o1, 1)) > 0) *o1 -= n;
+}
+
 ember_status tokenizer_encode(const tokenizer *tok, const char *text, size_t len, piece_list *out,
                               tokenizer_scratch *s) {
     const int32_t *src_start = NULL, *src_end = NULL;
@@ -465,21 +545,23 @@ ember_status tokenizer_encode(const tokenizer *tok, const char *text, size_t len
         if (!tok->added_first[(uint8_t)text[i]]) continue;
         int k = match_added(tok, text, len, i);
         if (k < 0) continue;
-        if (i > seg) {
-            ember_status st = encode_segment(tok, text + seg, i - seg, (int32_t)seg,
+        size_t m0, m1, o0, o1;
+        added_span(tok, &tok->added[k], text, len, seg, i, &m0, &m1, &o0, &o1);
+        if (m0 > seg) {
+            ember_status st = encode_segment(tok, text + seg, m0 - seg, (int32_t)seg,
                                              src_start ? src_start + seg : NULL,
                                              src_end ? src_end + seg : NULL, out, s);
             if (st) return st;
         }
-        size_t n = strlen(tok->added[k].text);
-        int32_t a0 = src_start ? src_start[i] : (int32_t)i;
-        int32_t a1 = src_end ? src_end[i + n - 1] : (int32_t)(i + n);
+        /* (a token trimmed to nothing: an empty span where its text ended) */
+        int32_t a1 = src_end ? src_end[(o1 > o0 ? o1 : m1) - 1] : (int32_t)(o1 > o0 ? o1 : m1);
+        int32_t a0 = o1 > o0 ? (src_start ? src_start[o0] : (int32_t)o0) : a1;
         /* Like tokenizers, special_tokens_mask marks only the template's
          * tokens, not special tokens written in the text. */
         if (!piece_push(out, tok->added[k].id, a0, a1, 0))
             return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
-        i += n - 1;
-        seg = i + 1;
+        i = m1 - 1;
+        seg = m1;
     }
     if (len > seg)
         return encode_segment(tok, text + seg, len - seg, (int32_t)seg,

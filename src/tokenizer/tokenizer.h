@@ -1,6 +1,8 @@
 /* BERT tokenization exactly as Hugging Face `tokenizers` does it:
- * BertNormalizer, BertPreTokenizer, WordPiece and the BERT post-processor,
- * with the special tokens of the text split out first (added tokens). */
+ * BertNormalizer, BertPreTokenizer, WordPiece and the BERT or RoBERTa
+ * post-processor (MPNet's), with the special tokens of the text split out
+ * first (added tokens: in the raw text, or in the normalised text for
+ * normalized ones; lstrip / rstrip). */
 #ifndef EMBER_TOKENIZER_TOKENIZER_H
 #define EMBER_TOKENIZER_TOKENIZER_H
 
@@ -24,6 +26,10 @@ typedef struct {
     char *text;
     int32_t id;
     int special;
+    int lstrip, rstrip; /* the match takes the whitespace to its left / right with it */
+    int32_t *norm;      /* normalized: NULL, else the content as the normaliser leaves it (n_norm code
+                           points), matched in the normalised text instead of the raw text */
+    int32_t n_norm;
 } added_token;
 
 /* One item of the post-processor's template: a special token or a sequence. */
@@ -46,12 +52,13 @@ typedef struct {
     int32_t max_word_chars;
     char **id_text; /* id -> entry (NULL for unused ids) */
     int32_t n_ids;
-    added_token *added; /* matched in the raw text before normalisation */
-    int n_added;
-    uint8_t added_first[256]; /* 1 for the first byte of an added token */
+    added_token *added; /* matched in the raw text before normalisation (or in the normalised text) */
+    int n_added, n_added_norm;
+    uint8_t added_first[256]; /* 1 for the first byte of an added token matched in the raw text */
     /* post-processor */
     template_item single[8], pair[16];
     int n_single, n_pair;
+    int trim_offsets; /* RobertaProcessing: offsets leave out a token's leading and trailing whitespace */
     int32_t pad_id;
     int32_t model_max_length; /* from the tokenizer files; 0: unknown */
 } tokenizer;

@@ -32,13 +32,39 @@ static ember_status add_added(tokenizer *tok, const char *text, int32_t id, int 
     added_token *a = realloc(tok->added, (size_t)(tok->n_added + 1) * sizeof *a);
     if (!a) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     tok->added = a;
-    a[tok->n_added].text = strdup(text);
-    a[tok->n_added].id = id;
-    a[tok->n_added].special = special;
-    if (!a[tok->n_added].text) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    a += tok->n_added;
+    memset(a, 0, sizeof *a);
+    a->text = strdup(text);
+    a->id = id;
+    a->special = special;
+    if (!a->text) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     tok->added_first[(uint8_t)text[0]] = 1;
     tok->n_added++;
     return EMBER_OK;
+}
+
+/* Make the last added token a normalized one: matched in the normalised text,
+ * as its content normalises (tokenizers normalises the pattern too). */
+static ember_status make_normalized(tokenizer *tok, const char *path) {
+    added_token *a = &tok->added[tok->n_added - 1];
+    tokenizer_scratch sc = {0};
+    int32_t invalid = 0;
+    ember_status st = tokenizer_normalize(tok, a->text, strlen(a->text), &sc, &invalid);
+    if (!st && sc.n_cp == 0)
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: added token '%s' normalises to nothing", path, a->text);
+    if (!st && !(a->norm = malloc(sc.n_cp * sizeof *a->norm)))
+        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!st) {
+        memcpy(a->norm, sc.cp, sc.n_cp * sizeof *a->norm);
+        a->n_norm = (int32_t)sc.n_cp;
+        tok->n_added_norm++;
+    }
+    tokenizer_scratch_free(&sc);
+    /* the raw-text index no longer needs its first byte (unless another token shares it) */
+    tok->added_first[(uint8_t)a->text[0]] = 0;
+    for (int i = 0; i < tok->n_added; i++)
+        if (!tok->added[i].norm) tok->added_first[(uint8_t)tok->added[i].text[0]] = 1;
+    return st;
 }
 
 /* [CLS] $A [SEP] and [CLS] $A [SEP] $B:1 [SEP]:1 */
@@ -309,7 +335,9 @@ static ember_status json_wordpiece(tokenizer *tok, json_t *root, const char *pat
     return EMBER_OK;
 }
 
-/* The added tokens, matched in the raw text before normalisation. */
+/* The added tokens: matched in the raw text before normalisation, or
+ * (normalized) in the normalised text; lstrip / rstrip take the whitespace
+ * beside them (raw-text ones). */
 static ember_status json_added_tokens(tokenizer *tok, json_t *root, const char *path) {
     size_t i;
     json_t *v;
@@ -318,17 +346,30 @@ static ember_status json_added_tokens(tokenizer *tok, json_t *root, const char *
         json_int_t id = json_integer_value(json_object_get(v, "id"));
         if (!content || id < 0 || id >= tok->n_ids)
             return ember_fail(EMBER_ERR_FORMAT, "%s: added_tokens[%zu] has no content or a bad id", path, i);
-        if (json_is_true(json_object_get(v, "normalized")) || json_is_true(json_object_get(v, "lstrip")) ||
-            json_is_true(json_object_get(v, "rstrip")) || json_is_true(json_object_get(v, "single_word")))
+        const int normalized = json_is_true(json_object_get(v, "normalized"));
+        const int lstrip = json_is_true(json_object_get(v, "lstrip")), rstrip = json_is_true(json_object_get(v, "rstrip"));
+        if (json_is_true(json_object_get(v, "single_word")) || (normalized && (lstrip || rstrip)))
             return ember_fail(EMBER_ERR_UNSUPPORTED,
-                              "%s: added token '%s' uses normalized/lstrip/rstrip/single_word, not supported", path,
-                              content);
+                              "%s: added token '%s' uses single_word, or lstrip/rstrip with normalized: not supported",
+                              path, content);
+        const int before = tok->n_added;
         ember_status st = add_added(tok, content, (int32_t)id, json_is_true(json_object_get(v, "special")));
         if (st) return st;
+        if (tok->n_added == before) continue; /* a duplicate: the first one stands */
+        tok->added[before].lstrip = lstrip;
+        tok->added[before].rstrip = rstrip;
+        if (normalized && (st = make_normalized(tok, path))) return st;
     }
-    int32_t pad = token_id(tok, "[PAD]");
-    tok->pad_id = pad >= 0 ? pad : 0;
     return EMBER_OK;
+}
+
+/* The padding token: tokenizer_config.json's pad_token, else tokenizer.json's
+ * padding, else [PAD] (id 0 when none is in the vocabulary). */
+static void json_pad(tokenizer *tok, json_t *root, json_t *cfg) {
+    const char *name = special_name(cfg, NULL, "pad_token", NULL);
+    if (!name) name = json_string_value(json_object_get(json_object_get(root, "padding"), "pad_token"));
+    int32_t pad = token_id(tok, name ? name : "[PAD]");
+    tok->pad_id = pad >= 0 ? pad : 0;
 }
 
 /* The post-processor: TemplateProcessing or BertProcessing. */
@@ -340,6 +381,25 @@ static ember_status json_post_processor(tokenizer *tok, json_t *root, const char
         if (!st) st = parse_template(tok, path, json_object_get(post, "pair"), tok->pair, &tok->n_pair, 16);
         return st;
     }
+    if (ppt && strcmp(ppt, "RobertaProcessing") == 0) {
+        /* <s> $A </s> and <s> $A </s> </s> $B </s>, every type id 0 */
+        int32_t c = token_id(tok, json_string_value(json_array_get(json_object_get(post, "cls"), 0)));
+        int32_t p = token_id(tok, json_string_value(json_array_get(json_object_get(post, "sep"), 0)));
+        if (c < 0 || p < 0)
+            return ember_fail(EMBER_ERR_FORMAT, "%s: RobertaProcessing cls/sep tokens are not in the vocabulary", path);
+        json_t *trim = json_object_get(post, "trim_offsets");
+        tok->trim_offsets = !json_is_false(trim);
+        if (tok->trim_offsets && json_is_true(json_object_get(post, "add_prefix_space")))
+            return ember_fail(EMBER_ERR_UNSUPPORTED,
+                              "%s: RobertaProcessing with trim_offsets and add_prefix_space is not supported", path);
+        template_item single[] = {{-1, c, 0}, {0, 0, 0}, {-1, p, 0}};
+        template_item pair[] = {{-1, c, 0}, {0, 0, 0}, {-1, p, 0}, {-1, p, 0}, {1, 0, 0}, {-1, p, 0}};
+        memcpy(tok->single, single, sizeof single);
+        memcpy(tok->pair, pair, sizeof pair);
+        tok->n_single = 3;
+        tok->n_pair = 6;
+        return EMBER_OK;
+    }
     if (ppt && strcmp(ppt, "BertProcessing") == 0) {
         json_t *cls = json_object_get(post, "cls"), *sep = json_object_get(post, "sep");
         int32_t c = token_id(tok, json_string_value(json_array_get(cls, 0)));
@@ -350,7 +410,9 @@ static ember_status json_post_processor(tokenizer *tok, json_t *root, const char
         return EMBER_OK;
     }
     return ember_fail(EMBER_ERR_UNSUPPORTED,
-                      "%s: post_processor '%s' is not supported (TemplateProcessing or BertProcessing)", path,
+                      "%s: post_processor '%s' is not supported (TemplateProcessing, BertProcessing or "
+                      "RobertaProcessing)",
+                      path,
                       ppt ? ppt : "null");
 }
 
@@ -372,6 +434,7 @@ static ember_status load_tokenizer_json(tokenizer *tok, const char *dir, const c
     if (!(st = json_normalizer(tok, root, path)) && !(st = json_wordpiece(tok, root, path)) &&
         !(st = json_added_tokens(tok, root, path)))
         st = json_post_processor(tok, root, path);
+    if (!st) json_pad(tok, root, cfg);
     json_decref(root);
     json_decref(cfg);
     if (st) tokenizer_free(tok);

@@ -18,11 +18,13 @@ extern "C" {
  * - WMMA: q, k, v with their bias added, rounded to the dtype, no bias;
  * - MMA: q + b_q rounded to the dtype, k and v as stored, no bias, and b_v
  *   added to the output (the softmax cancels b_k; the probabilities sum to 1).
- * Arguments as attention_cpu's, fp32 values already representable in dtype.
+ * Arguments as attention_cpu's, fp32 values already representable in dtype;
+ * rel_bias NULL or MPNet's position bias table (32, NH), fp32 in every kernel.
  * 0, or -1 when out of memory. */
 typedef enum { ATTENTION_REF_SCALAR, ATTENTION_REF_WMMA, ATTENTION_REF_MMA } attention_ref_kernel;
-int attention_kernel_reference(float *out, const float *qkv, const float *bias, const int32_t *cu_seqlens, int32_t S,
-                               int32_t max_len, int32_t NH, int32_t HS, ember_dtype dtype, attention_ref_kernel kernel);
+int attention_kernel_reference(float *out, const float *qkv, const float *bias, const float *rel_bias,
+                               const int32_t *cu_seqlens, int32_t S, int32_t max_len, int32_t NH, int32_t HS,
+                               ember_dtype dtype, attention_ref_kernel kernel);
 
 #ifdef __cplusplus
 }

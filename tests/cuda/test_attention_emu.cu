@@ -254,8 +254,8 @@ static inline float attn_exp2(float x) { return exp2f(x); }
 /* ---- launching it ------------------------------------------------------------------ */
 
 template <typename D, int HS, int NW, int BK>
-static void emu_launch(D *out, const D *qkv, const D *bias, const int32_t *cu, int32_t S, int32_t max_seqlen,
-                       int32_t NH) {
+static void emu_launch(D *out, const D *qkv, const D *bias, const float *rel_bias, const int32_t *cu, int32_t S,
+                       int32_t max_seqlen, int32_t NH) {
     using cfg = attn_mma_cfg<D, HS, NW, BK>;
     const int qtiles = (max_seqlen + cfg::BQ - 1) / cfg::BQ;
     const float scale_log2 = 1.4426950408889634f / sqrtf((float)HS);
@@ -268,8 +268,12 @@ static void emu_launch(D *out, const D *qkv, const D *bias, const int32_t *cu, i
                     threads.emplace_back([&, tid] {
                         tl_block = &blk;
                         tl_tid = tid;
-                        attention_mma_block<D, HS, NW, BK>(out, qkv, bias, cu, NH, scale_log2, s, h, qt, tid,
-                                                           blk.smem.data());
+                        if (rel_bias)
+                            attention_mma_block<D, HS, NW, BK, true>(out, qkv, bias, rel_bias, cu, NH, scale_log2, s,
+                                                                     h, qt, tid, blk.smem.data());
+                        else
+                            attention_mma_block<D, HS, NW, BK, false>(out, qkv, bias, rel_bias, cu, NH, scale_log2, s,
+                                                                      h, qt, tid, blk.smem.data());
                     });
                 for (auto &t : threads) t.join();
             }
@@ -277,12 +281,12 @@ static void emu_launch(D *out, const D *qkv, const D *bias, const int32_t *cu, i
 
 /* The dispatch of attention_cuda: tiles by the longest sequence. */
 template <typename D, int HS>
-static void emu_attention(D *out, const D *qkv, const D *bias, const int32_t *cu, int32_t S, int32_t max_seqlen,
-                          int32_t NH) {
+static void emu_attention(D *out, const D *qkv, const D *bias, const float *rel_bias, const int32_t *cu, int32_t S,
+                          int32_t max_seqlen, int32_t NH) {
     switch (attn_mma_warps(max_seqlen)) {
-    case 1: emu_launch<D, HS, 1, 16>(out, qkv, bias, cu, S, max_seqlen, NH); break;
-    case 2: emu_launch<D, HS, 2, 32>(out, qkv, bias, cu, S, max_seqlen, NH); break;
-    default: emu_launch<D, HS, 4, 64>(out, qkv, bias, cu, S, max_seqlen, NH); break;
+    case 1: emu_launch<D, HS, 1, 16>(out, qkv, bias, rel_bias, cu, S, max_seqlen, NH); break;
+    case 2: emu_launch<D, HS, 2, 32>(out, qkv, bias, rel_bias, cu, S, max_seqlen, NH); break;
+    default: emu_launch<D, HS, 4, 64>(out, qkv, bias, rel_bias, cu, S, max_seqlen, NH); break;
     }
 }
 
@@ -293,7 +297,8 @@ template <typename D> static std::vector<D> to_dtype(const float *x, size_t n) {
 }
 
 template <typename D, int HS>
-static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH, ember_dtype dt, int extra_grid) {
+static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH, ember_dtype dt, int extra_grid,
+                    bool with_rel_bias = false) {
     int32_t T, max_len;
     int32_t *cu = cu_from_lengths(lens, S, &T, &max_len);
     const int32_t C = NH * HS;
@@ -302,19 +307,34 @@ static int run_case(const char *set, const int32_t *lens, int32_t S, int32_t NH,
     float *qkv = random_values((size_t)T * 3 * C, -range, range, dt);
     float *bias = random_values((size_t)3 * C, -0.5f, 0.5f, dt);
     std::vector<D> d_qkv = to_dtype<D>(qkv, (size_t)T * 3 * C), d_bias = to_dtype<D>(bias, (size_t)3 * C);
+    /* MPNet's table (32, NH), fp32; wide enough to reorder a row's scores */
+    float *rel = with_rel_bias ? random_values((size_t)REL_BUCKETS * NH, -4.0f, 4.0f, EMBER_DTYPE_FP32) : NULL;
     std::vector<D> d_out((size_t)T * C);
     memset((void *)d_out.data(), 0xff, d_out.size() * sizeof(D)); /* NaN: an element never written shows */
-    emu_attention<D, HS>(d_out.data(), d_qkv.data(), d_bias.data(), cu, S, max_len + extra_grid, NH);
+    emu_attention<D, HS>(d_out.data(), d_qkv.data(), d_bias.data(), rel, cu, S, max_len + extra_grid, NH);
     std::vector<float> got((size_t)T * C);
     for (size_t i = 0; i < got.size(); i++) got[i] = attn_to_f32(d_out[i]);
     /* the kernel's arithmetic, exactly: q + b_q rounded to the dtype, k and v as stored, then + b_v */
     float *ref = (float *)malloc(got.size() * sizeof(float));
-    cr_assert(ref && attention_kernel_reference(ref, qkv, bias, cu, S, max_len, NH, HS, dt, ATTENTION_REF_MMA) == 0);
+    cr_assert(ref &&
+              attention_kernel_reference(ref, qkv, bias, rel, cu, S, max_len, NH, HS, dt, ATTENTION_REF_MMA) == 0);
     char what[200];
-    snprintf(what, sizeof what, "emulated mma attention %s NH=%d HS=%d, %s (S=%d, T=%d, scores up to ~%.0f)",
-             ember_dtype_str(dt), NH, HS, set, S, T, range * range * HS / sqrtf((float)HS));
+    snprintf(what, sizeof what, "emulated mma attention %s NH=%d HS=%d, %s%s (S=%d, T=%d, scores up to ~%.0f)",
+             ember_dtype_str(dt), NH, HS, set, rel ? ", position bias" : "", S, T,
+             range * range * HS / sqrtf((float)HS));
     const float atol = dt == EMBER_DTYPE_FP16 ? 3e-3f : 1.5e-2f, rtol = dt == EMBER_DTYPE_FP16 ? 3e-3f : 1e-2f;
-    const size_t bad = count_mismatches(what, got.data(), ref, got.size(), atol, rtol);
+    size_t bad = count_mismatches(what, got.data(), ref, got.size(), atol, rtol);
+    if (rel) { /* the bias must matter, or the comparison above proves nothing about it */
+        float *plain = (float *)malloc(got.size() * sizeof(float));
+        cr_assert(plain && attention_kernel_reference(plain, qkv, bias, NULL, cu, S, max_len, NH, HS, dt,
+                                                      ATTENTION_REF_MMA) == 0);
+        if (T > 1 && max_abs_diff(plain, ref, got.size()) < 0.05f) {
+            cr_log_error("%s: the position bias hardly changes the reference", what);
+            bad++;
+        }
+        free(plain);
+        free(rel);
+    }
     free(ref);
     free(qkv);
     free(bias);
@@ -347,6 +367,27 @@ Test(attention_emu, bf16_head_size_32) {
     for (const auto &set : SETS)
         failures += run_case<__nv_bfloat16, 32>(set.name, set.lens, set.S, 3, EMBER_DTYPE_BF16, 0);
     cr_assert_eq(failures, 0, "%d emulated attention cases failed (see the log)", failures);
+}
+
+/* The kernels' bucket function against the model's (src/model), at every
+ * distance a 2048-token sequence has. */
+Test(attention_emu, rel_bucket_as_the_model) {
+    for (int d = -2047; d <= 2047; d++)
+        cr_assert_eq(attn_rel_bucket(d), rel_bucket(d), "distance %d: kernel bucket %d, model %d", d,
+                     attn_rel_bucket(d), rel_bucket(d));
+}
+
+/* MPNet's relative position bias, bucketed inside the kernel body: every
+ * tile configuration, distances past 128 ("mixed lengths" has 129 tokens). */
+Test(attention_emu, relative_position_bias) {
+    int failures = 0;
+    for (const auto &set : SETS) {
+        failures += run_case<__half, 64>(set.name, set.lens, set.S, 2, EMBER_DTYPE_FP16, 0, true);
+        failures += run_case<__nv_bfloat16, 32>(set.name, set.lens, set.S, 2, EMBER_DTYPE_BF16, 0, true);
+    }
+    const int32_t lens[] = {200, 3};
+    failures += run_case<__half, 32>("a long sequence", lens, 2, 1, EMBER_DTYPE_FP16, 9, true);
+    cr_assert_eq(failures, 0, "%d emulated attention cases with the position bias failed (see the log)", failures);
 }
 
 Test(attention_emu, grid_larger_than_needed) {

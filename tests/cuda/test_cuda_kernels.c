@@ -223,9 +223,9 @@ Test(cuda_kernels, entry_points_reject_what_they_cannot_do) {
                  cudaErrorInvalidValue, "output aliasing the input");
     cr_expect_eq(embed_layernorm_cuda(o, NULL, NULL, NULL, a, b, c, c, c, 1e-12f, 1, 12, EMBER_DTYPE_FP32, 0),
                  cudaErrorInvalidValue, "C not a multiple of 8");
-    cr_expect_eq(attention_cuda(o, a, b, NULL, 1, 1, 2, 20, EMBER_DTYPE_FP16, 0), cudaErrorInvalidValue,
+    cr_expect_eq(attention_cuda(o, a, b, NULL, NULL, 1, 1, 2, 20, EMBER_DTYPE_FP16, 0), cudaErrorInvalidValue,
                  "head size not a multiple of 8");
-    cr_expect_eq(attention_cuda(o, a, b, NULL, 1, 1, 1, ATTENTION_MAX_HS + 8, EMBER_DTYPE_FP16, 0),
+    cr_expect_eq(attention_cuda(o, a, b, NULL, NULL, 1, 1, 1, ATTENTION_MAX_HS + 8, EMBER_DTYPE_FP16, 0),
                  cudaErrorInvalidValue, "head size over ATTENTION_MAX_HS");
     cr_expect_eq(bias_act_cuda(o, a, b, ACT_RELU, 1, 12, EMBER_DTYPE_FP16, 0), cudaErrorInvalidValue,
                  "N not a multiple of 8");
@@ -299,20 +299,22 @@ typedef enum { ATT_MMA, ATT_WMMA, ATT_SCALAR } attention_kernel;
 static const char *const ATT_NAMES[] = {"mma", "wmma", "scalar"};
 static const attention_ref_kernel ATT_REF[] = {ATTENTION_REF_MMA, ATTENTION_REF_WMMA, ATTENTION_REF_SCALAR};
 
-static float *attention_reference(const float *qkv, const float *bias, const int32_t *cu, int32_t S, int32_t max_len,
-                                  int32_t NH, int32_t HS, ember_dtype dt, attention_kernel kernel) {
+static float *attention_reference(const float *qkv, const float *bias, const float *rel_bias, const int32_t *cu,
+                                  int32_t S, int32_t max_len, int32_t NH, int32_t HS, ember_dtype dt,
+                                  attention_kernel kernel) {
     float *ref = malloc((size_t)cu[S] * NH * HS * sizeof *ref);
-    cr_assert(ref && attention_kernel_reference(ref, qkv, bias, cu, S, max_len, NH, HS, dt, ATT_REF[kernel]) == 0);
+    cr_assert(ref &&
+              attention_kernel_reference(ref, qkv, bias, rel_bias, cu, S, max_len, NH, HS, dt, ATT_REF[kernel]) == 0);
     return ref;
 }
 
 static cudaError_t run_attention(attention_kernel kernel, void *out, const void *qkv, const void *bias,
-                                 const int32_t *cu, int32_t S, int32_t max_seqlen, int32_t NH, int32_t HS,
-                                 ember_dtype dt) {
+                                 const float *rel_bias, const int32_t *cu, int32_t S, int32_t max_seqlen, int32_t NH,
+                                 int32_t HS, ember_dtype dt) {
     switch (kernel) {
-    case ATT_MMA: return attention_cuda(out, qkv, bias, cu, S, max_seqlen, NH, HS, dt, 0);
-    case ATT_WMMA: return attention_wmma_cuda(out, qkv, bias, cu, S, max_seqlen, NH, HS, dt, 0);
-    default: return attention_scalar_cuda(out, qkv, bias, cu, S, max_seqlen, NH, HS, dt, 0);
+    case ATT_MMA: return attention_cuda(out, qkv, bias, rel_bias, cu, S, max_seqlen, NH, HS, dt, 0);
+    case ATT_WMMA: return attention_wmma_cuda(out, qkv, bias, rel_bias, cu, S, max_seqlen, NH, HS, dt, 0);
+    default: return attention_scalar_cuda(out, qkv, bias, rel_bias, cu, S, max_seqlen, NH, HS, dt, 0);
     }
 }
 
@@ -342,12 +344,12 @@ Test(cuda_kernels, attention) {
                 for (int kernel = ATT_MMA; kernel <= ATT_SCALAR; kernel++) {
                     /* without tensor cores, mma and wmma fall back to the scalar kernel */
                     const attention_kernel runs_as = tc ? (attention_kernel)kernel : ATT_SCALAR;
-                    float *ref = attention_reference(qkv, bias, cu, S, max_len, NH, HS, dt, runs_as);
+                    float *ref = attention_reference(qkv, bias, NULL, cu, S, max_len, NH, HS, dt, runs_as);
                     /* max_seqlen only bounds the grid: a larger one must not change anything */
                     const int32_t max_seqlen = k == 4 /* mixed lengths */ ? max_len + 5 : max_len;
                     dev_poison(d_out, (size_t)T * C * es);
-                    CHECK_CUDA(run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, d_cu, S, max_seqlen, NH,
-                                             HS, dt));
+                    CHECK_CUDA(run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, NULL, d_cu, S, max_seqlen,
+                                             NH, HS, dt));
                     float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
                     char what[200];
                     snprintf(what, sizeof what, "attention (%s entry, %s kernel) %s NH=%d HS=%d, %s (S=%d, T=%d)",
@@ -391,13 +393,14 @@ Test(cuda_kernels, attention_late_maximum) {
                     qkv[(size_t)t * 3 * C + d] = dtype_round(3.0f * qkv[(size_t)last * 3 * C + C + d], dt);
         }
         float *ref = malloc((size_t)T * C * sizeof *ref);
-        attention_cpu(ref, qkv, bias, cu, 3, max_len, NH, HS, cpu_kernels_best());
+        attention_cpu(ref, qkv, bias, NULL, cu, 3, max_len, NH, HS, cpu_kernels_best());
         void *d_qkv = dev_from_f32(qkv, (size_t)T * 3 * C, dt), *d_bias = dev_from_f32(bias, (size_t)3 * C, dt),
              *d_out = dev_alloc((size_t)T * C * dtype_size(dt));
         int32_t *d_cu = dev_ints(cu, 4);
         for (int kernel = ATT_MMA; kernel <= ATT_SCALAR; kernel++) {
             dev_poison(d_out, (size_t)T * C * dtype_size(dt));
-            CHECK_CUDA(run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, d_cu, 3, max_len, NH, HS, dt));
+            CHECK_CUDA(
+                run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, NULL, d_cu, 3, max_len, NH, HS, dt));
             float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
             char what[120];
             snprintf(what, sizeof what, "attention (%s) with the maximum in the last key tile, %s", ATT_NAMES[kernel],
@@ -415,6 +418,64 @@ Test(cuda_kernels, attention_late_maximum) {
     }
     free(cu);
     cr_assert_eq(failures, 0);
+}
+
+/* MPNet's relative position bias, bucketed in the kernels: every kernel and
+ * dtype against attention_cpu with the same table, on lengths whose
+ * distances reach every bucket (|j - i| under 8, logarithmic, 128 and past). */
+Test(cuda_kernels, attention_relative_position_bias) {
+    require_cuda();
+    const int32_t heads[][2] = {{12, 64}, {2, 32}, {4, 48}}; /* the last on the scalar kernel */
+    const int32_t lens[] = {1, 7, 16, 33, 64, 129, 300, 20};
+    const int32_t S = (int32_t)(sizeof lens / sizeof *lens);
+    int32_t T, max_len;
+    int32_t *cu = cu_from_lengths(lens, S, &T, &max_len);
+    int32_t *d_cu = dev_ints(cu, (size_t)S + 1);
+    int failures = 0;
+    for (int di = 0; di < N_DTYPES; di++) {
+        const ember_dtype dt = DTYPES[di];
+        const tolerance tol = tol_attention(dt);
+        const size_t es = dtype_size(dt);
+        for (size_t hi = 0; hi < sizeof heads / sizeof heads[0]; hi++) {
+            const int32_t NH = heads[hi][0], HS = heads[hi][1], C = NH * HS;
+            float *qkv = random_values((size_t)T * 3 * C, -2, 2, dt);
+            float *bias = random_values((size_t)3 * C, -0.5f, 0.5f, dt);
+            /* fp32 (the kernels read it so); large enough to move the softmax a lot */
+            float *rel = random_values((size_t)REL_BUCKETS * NH, -4, 4, EMBER_DTYPE_FP32);
+            const int tc = attention_uses_tensor_cores(dt, HS);
+            void *d_qkv = dev_from_f32(qkv, (size_t)T * 3 * C, dt), *d_bias = dev_from_f32(bias, (size_t)3 * C, dt),
+                 *d_rel = dev_from_f32(rel, (size_t)REL_BUCKETS * NH, EMBER_DTYPE_FP32),
+                 *d_out = dev_alloc((size_t)T * C * es);
+            for (int kernel = ATT_MMA; kernel <= ATT_SCALAR; kernel++) {
+                const attention_kernel runs_as = tc ? (attention_kernel)kernel : ATT_SCALAR;
+                float *ref = attention_reference(qkv, bias, rel, cu, S, max_len, NH, HS, dt, runs_as);
+                dev_poison(d_out, (size_t)T * C * es);
+                CHECK_CUDA(run_attention((attention_kernel)kernel, d_out, d_qkv, d_bias, (const float *)d_rel, d_cu, S,
+                                         max_len, NH, HS, dt));
+                float *got = host_f32_from_dev(d_out, (size_t)T * C, dt);
+                char what[200];
+                snprintf(what, sizeof what, "attention with position bias (%s entry, %s kernel) %s NH=%d HS=%d",
+                         ATT_NAMES[kernel], ATT_NAMES[runs_as], ember_dtype_str(dt), NH, HS);
+                if (count_mismatches(what, got, ref, (size_t)T * C, tol.atol, tol.rtol)) failures++;
+                /* and the bias matters: without it the output is far off */
+                float *plain = attention_reference(qkv, bias, NULL, cu, S, max_len, NH, HS, dt, runs_as);
+                cr_expect_gt(max_abs_diff(plain, ref, (size_t)T * C), 0.1f, "%s: the bias changes nothing", what);
+                free(plain);
+                free(got);
+                free(ref);
+            }
+            cudaFree(d_qkv);
+            cudaFree(d_bias);
+            cudaFree(d_rel);
+            cudaFree(d_out);
+            free(qkv);
+            free(bias);
+            free(rel);
+        }
+    }
+    cudaFree(d_cu);
+    free(cu);
+    cr_assert_eq(failures, 0, "%d attention cases with the position bias failed (see the log)", failures);
 }
 
 /* ---- pooling ---------------------------------------------------------------------------- */

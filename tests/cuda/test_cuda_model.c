@@ -22,6 +22,9 @@ static const char *tiny_dir(void) {
     return require_path("EMBER_TINY_DIR", TINY_DIR, "the tiny model is written by tools/make_tiny_bert.py");
 }
 static const char *minilm_dir(void) { return require_path("EMBER_MINILM_DIR", MINILM_DIR, "run weights/fetch.sh"); }
+static const char *tiny_mpnet_dir(void) {
+    return require_path("EMBER_TINY_MPNET_DIR", TINY_MPNET_DIR, "the tiny MPNet is written by tools/make_tiny_mpnet.py");
+}
 
 static ember_model *load_on(const char *dir, ember_device device, ember_dtype dtype, int32_t max_batch_tokens) {
     ember_model_params p = ember_model_default_params();
@@ -178,6 +181,16 @@ static void check_half(const char *dir, ember_dtype dt, int32_t S) {
 Test(cuda_model, tiny_fp16_matches_cpu) { check_half(tiny_dir(), EMBER_DTYPE_FP16, 50); }
 Test(cuda_model, tiny_bf16_matches_cpu) { check_half(tiny_dir(), EMBER_DTYPE_BF16, 50); }
 Test(cuda_model, minilm_fp16_matches_cpu) { check_half(minilm_dir(), EMBER_DTYPE_FP16, 40); }
+/* MPNet: the relative position bias in every attention kernel (two heads of
+ * 32: tensor cores in fp16 / bf16, the scalar kernel in fp32), sequences up
+ * to 160 tokens (distances past 128), RoBERTa-style positions, no token types */
+Test(cuda_model, tiny_mpnet_fp32_matches_cpu) { check_fp32(tiny_mpnet_dir(), 50, 0); }
+Test(cuda_model, tiny_mpnet_fp16_matches_cpu) { check_half(tiny_mpnet_dir(), EMBER_DTYPE_FP16, 50); }
+Test(cuda_model, tiny_mpnet_bf16_matches_cpu) { check_half(tiny_mpnet_dir(), EMBER_DTYPE_BF16, 50); }
+Test(cuda_model, tiny_mpnet_fp16_wmma_attention_matches_cpu) {
+    setenv("EMBER_CUDA_ATTENTION", "wmma", 1);
+    check_half(tiny_mpnet_dir(), EMBER_DTYPE_FP16, 50);
+}
 Test(cuda_model, minilm_bf16_matches_cpu) { check_half(minilm_dir(), EMBER_DTYPE_BF16, 40); }
 
 /* The backend's switches (ember_tuning, set from the environment as the
@@ -316,6 +329,7 @@ static void check_texts(const char *dir) {
 }
 
 Test(cuda_model, tiny_texts_match_cpu) { check_texts(tiny_dir()); }
+Test(cuda_model, tiny_mpnet_texts_match_cpu) { check_texts(tiny_mpnet_dir()); }
 Test(cuda_model, minilm_texts_match_cpu) { check_texts(minilm_dir()); }
 
 /* ---- STS-B: the quality number must not move ---------------------------------------------------- */
