@@ -36,8 +36,10 @@ grep -q 'warning' "$T/clean.err" && fail "a warning for clean weights: $(cat "$T
 "$EMBER" info -m "$T/nan" > "$T/nan.out" 2> "$T/nan.err" || fail "info with a NaN weight failed: $(cat "$T/nan.err")"
 grep -q "^ember: warning: $st: tensor '$tensor' holds 1 NaN/Inf value (the first at element 3)" "$T/nan.err" ||
     fail "no warning naming the tensor: $(cat "$T/nan.err")"
-echo hello | "$EMBER" embed -m "$T/nan" - -q 2> "$T/nan-embed.err" > /dev/null
+echo hello | "$EMBER" embed -m "$T/nan" - -q 2> "$T/nan-embed.err" > "$T/nan.jsonl"
 grep -q "warning: .*'$tensor' holds 1 NaN/Inf" "$T/nan-embed.err" || fail "embed: no warning: $(cat "$T/nan-embed.err")"
+# the NaN reaches the vector; JSONL stays JSON (null where a number cannot be written)
+jq -e 'length > 0' "$T/nan.jsonl" > /dev/null || fail "embed's JSONL with a NaN weight is not JSON: $(head -c 200 "$T/nan.jsonl")"
 
 # ---- broken files: an error naming the file and the problem, exit status non-zero ---------
 broken() { # label pattern command-on-the-copy

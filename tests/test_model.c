@@ -428,11 +428,16 @@ Test(tiny_mpnet, batching_does_not_change_results) {
     tiny_ref r;
     tiny_ref_load_from(&r, TINY_MPNET_REF "texts.json");
     ember_model *m = load_model(TINY_MPNET_DIR);
+    ember_model_info info;
+    cr_assert_eq(ember_model_get_info(m, &info), EMBER_OK);
+    /* bit for bit where the kernels say so; the portable ones within 1e-5 */
+    const float tol = info.batch_invariant ? 0.0f : 1e-5f;
     float *all = malloc((size_t)r.n * 64 * sizeof *all), one[64];
     cr_assert_eq(ember_encode(m, r.texts, NULL, r.n, NULL, all, NULL), EMBER_OK, "%s", ember_last_error());
     for (int32_t i = 0; i < r.n; i++) {
         cr_assert_eq(ember_encode(m, &r.texts[i], NULL, 1, NULL, one, NULL), EMBER_OK);
-        cr_assert_eq(memcmp(one, all + (size_t)i * 64, sizeof one), 0, "text %d differs alone and in a batch", i);
+        const float d = max_abs_diff(one, all + (size_t)i * 64, 64);
+        cr_assert_leq(d, tol, "%s: text %d alone and in a batch: max |diff| %g", info.device_name, i, d);
     }
     free(all);
     ember_model_free(m);

@@ -315,6 +315,7 @@ static int64_t count_non_finite(const st_tensor *t, int64_t *first) {
 }
 
 static void warn_non_finite(const model_files *mf, const st_tensor *t) {
+    if (!t) return; /* a tensor this architecture has not (MPNet: token types) */
     int64_t first;
     int64_t n = count_non_finite(t, &first);
     if (n > 0)
@@ -326,7 +327,7 @@ static void warn_non_finite(const model_files *mf, const st_tensor *t) {
 
 static void scan_weights(const model_files *mf) {
     const bert_tensors *w = &mf->tensors;
-    const st_tensor *emb[] = {w->word, w->pos, w->type, w->ln_w, w->ln_b};
+    const st_tensor *emb[] = {w->word, w->pos, w->type, w->ln_w, w->ln_b, w->rel_bias};
     for (size_t i = 0; i < sizeof emb / sizeof emb[0]; i++) warn_non_finite(mf, emb[i]);
     for (int l = 0; l < mf->cfg.L; l++) {
         const bert_layer_tensors *t = &w->layers[l];

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -460,15 +461,20 @@ static int file_commit(sink *s) {
 }
 
 /* One stored row as "[v0,v1,...]\n": floats with %.9g (every float back
- * exactly), integers as they are; returns its length. */
+ * exactly; NaN and infinities, from weights holding them, as JSON's null),
+ * integers as they are; returns its length. */
+static size_t jsonl_float(char *out, float v) {
+    return isfinite(v) ? (size_t)sprintf(out, "%.9g", v) : (size_t)(memcpy(out, "null", 4), 4);
+}
+
 static size_t jsonl_format(char *out, const void *row, int64_t cols, ember_precision p) {
     size_t n = 0;
     out[n++] = '[';
     for (int64_t k = 0; k < cols; k++) {
         if (k) out[n++] = ',';
         switch (precision_npy_dtype(p)) {
-        case NPY_F32: n += (size_t)sprintf(out + n, "%.9g", ((const float *)row)[k]); break;
-        case NPY_F16: n += (size_t)sprintf(out + n, "%.9g", f16_to_f32(((const uint16_t *)row)[k])); break;
+        case NPY_F32: n += jsonl_float(out + n, ((const float *)row)[k]); break;
+        case NPY_F16: n += jsonl_float(out + n, f16_to_f32(((const uint16_t *)row)[k])); break;
         case NPY_I8: n += (size_t)sprintf(out + n, "%d", ((const int8_t *)row)[k]); break;
         case NPY_U8: n += (size_t)sprintf(out + n, "%u", ((const uint8_t *)row)[k]); break;
         }

@@ -159,9 +159,11 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
  * from exact rounding only within 2^-53 of a tie in the ninth digit, and
  * either neighbour there still reads back to the same float32: 9-digit
  * decimals are at most 1e-8 apart relatively, float32s at least 5.9e-8.
- * Values outside [1e-13, 1e9) take the exact path.
+ * Values outside [1e-13, 1e9) take the exact path. NaN and infinities
+ * (weights holding them: the loader warns) are JSON's null.
  */
 int format_f32(char *out, float v) {
+    if (!isfinite(v)) return (int)(strcpy(out, "null"), 4);
     double d = fabs((double)v);
     if (d == 0) return (int)(strcpy(out, signbit(v) ? "-0" : "0"), strlen(out));
     if (!(d >= 1e-13 && d < 1e9)) return snprintf(out, 24, "%.9g", (double)v);
