@@ -1,7 +1,7 @@
 /*
  * The routes' request and answer bodies, on the worker threads:
- * text-embeddings-inference's /embed, /embed_all and /tokenize, and OpenAI's
- * /v1/embeddings. Requests are read with jansson; answers are written by
+ * text-embeddings-inference's /embed, /embed_all, /tokenize and /similarity,
+ * and OpenAI's /v1/embeddings. Requests are read with jansson; answers are written by
  * hand (strbuf), since they are mostly long lists of floats.
  *
  * Inputs, on every embedding route: a string, a list of strings, a list of
@@ -195,6 +195,65 @@ static int parse_openai_options(request *r, json_t *root) {
     r->truncate_left = 0;
     r->normalize = 1;
     return get_dimensions(r, root);
+}
+
+/*
+ * POST /similarity's body, TEI's (and huggingface_hub's sentence_similarity):
+ * {"inputs": {"source_sentence": S, "sentences": [...]}, "parameters":
+ * {truncate, truncation_direction, prompt_name}} into n = 1 + len(sentences)
+ * raw inputs, the source first. Returns n, or -1 after answering the error.
+ */
+static int32_t parse_similarity(request *r, json_t *root, raw_input **out) {
+    server *s = r->srv;
+    json_t *v = json_object_get(root, "inputs");
+    json_t *src = json_object_get(v, "source_sentence"), *list = json_object_get(v, "sentences");
+    r->batch = 1;
+    if (!json_is_object(v) || !json_is_string(src) || !json_is_array(list)) {
+        request_fail(r, FAIL_VALIDATION,
+                     "`inputs` must be {\"source_sentence\": a string, \"sentences\": a list of strings}");
+        return -1;
+    }
+    size_t m = json_array_size(list);
+    if (m == 0) {
+        request_fail(r, FAIL_EMPTY, "`inputs.sentences` cannot be empty");
+        return -1;
+    }
+    if (m + 1 > (size_t)s->cfg.max_client_batch_size) {
+        request_fail(r, FAIL_BATCH_SIZE, "batch size %zu > maximum allowed batch size %d", m + 1,
+                     s->cfg.max_client_batch_size);
+        return -1;
+    }
+    json_t *params = json_object_get(root, "parameters");
+    if (params && !json_is_null(params) && !json_is_object(params)) {
+        request_fail(r, FAIL_VALIDATION, "`parameters` must be an object");
+        return -1;
+    }
+    json_t *none = json_object();
+    int ok = none && parse_tei_options(r, json_is_object(params) ? params : none);
+    json_decref(none);
+    if (!ok) {
+        if (!none) request_fail(r, FAIL_BACKEND, "out of memory reading `parameters`");
+        return -1;
+    }
+    raw_input *in = calloc(m + 1, sizeof *in);
+    if (!in) {
+        request_fail(r, FAIL_BACKEND, "out of memory reading `inputs`");
+        return -1;
+    }
+    for (size_t i = 0; i <= m; i++) {
+        json_t *e = i ? json_array_get(list, i - 1) : src;
+        if (!json_is_string(e)) {
+            free(in);
+            request_fail(r, FAIL_VALIDATION, "`inputs.sentences[%zu]` must be a string", i - 1);
+            return -1;
+        }
+        in[i].text = json_string_value(e);
+        in[i].len = json_string_length(e);
+    }
+    r->normalize = 0;
+    r->dimensions = 0;
+    *out = in;
+    return (int32_t)(m + 1);
 }
 
 /* Room for `need` token ids in r->ids / r->type_ids. */
@@ -396,9 +455,14 @@ void api_parse(request *r) {
         request_fail(r, FAIL_NOT_FOUND, "no stored vectors to search: start ember serve with --vectors PATH");
         goto done;
     }
+    /* TEI answers / with /similarity only when started for that task; here
+     * the body says which: `inputs` as an object is a similarity request */
+    if (r->at_root && json_is_object(json_object_get(root, "inputs"))) r->route = ROUTE_SIMILARITY;
     const char *field = r->route == ROUTE_OPENAI ? "input" : r->route == ROUTE_SEARCH ? "query" : "inputs";
     double t0 = clock_now();
-    int32_t n = parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE && r->route != ROUTE_SEARCH, &in);
+    int32_t n = r->route == ROUTE_SIMILARITY
+                    ? parse_similarity(r, root, &in)
+                    : parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE && r->route != ROUTE_SEARCH, &in);
     if (n < 0) goto done;
     r->n = n;
     if (r->route == ROUTE_TOKENIZE) {
@@ -425,6 +489,9 @@ void api_parse(request *r) {
         break;
     case ROUTE_SEARCH:
         if (!parse_search_options(r, root)) goto done;
+        r->out = OUT_POOLED_RAW;
+        break;
+    case ROUTE_SIMILARITY: /* options read with the inputs */
         r->out = OUT_POOLED_RAW;
         break;
     default: /* ROUTE_OPENAI */
@@ -530,6 +597,14 @@ void api_respond(request *r) {
         sb_putc(&b, ']');
     } else if (r->route == ROUTE_SEARCH) {
         search_answer(r, &b);
+    } else if (r->route == ROUTE_SIMILARITY) {
+        /* TEI's: the cosine of the source's embedding with each sentence's */
+        float *cos = malloc((size_t)r->n * sizeof *cos);
+        if (!cos) b.oom = 1;
+        for (int32_t i = 1; i < r->n && cos; i++)
+            cos[i - 1] = ember_cosine(r->pooled, r->pooled + (size_t)i * D, D);
+        if (cos) sb_float_array(&b, cos, (size_t)r->n - 1);
+        free(cos);
     } else if (r->route == ROUTE_EMBED_ALL) {
         sb_putc(&b, '[');
         for (int32_t i = 0; i < r->n && !b.oom; i++) {

@@ -40,6 +40,7 @@ typedef enum {
     ROUTE_TOKENIZE,   /* POST /tokenize */
     ROUTE_OPENAI,     /* POST /v1/embeddings (also /embeddings) */
     ROUTE_SEARCH,     /* POST /search (with stored vectors) */
+    ROUTE_SIMILARITY, /* POST /similarity (also / and /invocations with its body) */
     ROUTE_INFO,       /* GET /info */
     ROUTE_HEALTH,     /* GET /health (also / and /ping) */
     ROUTE_METRICS,    /* GET /metrics */
@@ -69,6 +70,7 @@ typedef struct request {
     struct MHD_Connection *conn;
     int fd; /* the client's socket, polled for a hang-up while queued */
     route_id route;
+    int at_root;     /* POSTed to / or /invocations: the body's shape picks the route */
     int admitted;    /* counted in server.in_flight */
     int in_pipeline; /* the connection is suspended and a stage owns the request */
     int answered;

@@ -216,6 +216,51 @@ def test_truncation():
         assert json.loads(srv.request("GET", "/info")[2])["auto_truncate"] is True
 
 
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (norm(a) * norm(b))
+
+
+def test_similarity():
+    """TEI's /similarity (and / or /invocations with its body): the cosine of
+    the source's embedding with each sentence's; errors in TEI's shapes."""
+    with Server(EMBER, TINY, "--max-client-batch-size", "4") as srv:
+        src, others = TEXTS[0], TEXTS[1:4]
+        st, vecs = srv.post("/embed", {"inputs": [src] + others, "normalize": False})
+        assert st == 200
+        want = [cosine(vecs[0], v) for v in vecs[1:]]
+        body = {"inputs": {"source_sentence": src, "sentences": others}}
+        for path in ("/similarity", "/", "/invocations"):
+            st, got = srv.post(path, body)
+            assert st == 200 and isinstance(got, list) and len(got) == 3, (path, st, got)
+            assert max_diff(got, want) < 10 * TOL, (path, got, want)
+        st, got = srv.post("/similarity", {"inputs": {"source_sentence": src, "sentences": [src]}, "parameters": {}})
+        assert st == 200 and abs(got[0] - 1) < 10 * TOL, got
+        st, got = srv.post("/", {"inputs": src})  # / with a string is still /embed
+        assert st == 200 and len(got) == 1 and len(got[0]) == 64
+        long_body = {"inputs": {"source_sentence": src, "sentences": [LONG]}}
+        expect_error(srv, "/similarity", long_body, 422, "validation", "must have less than 64 tokens")
+        st, got = srv.post("/similarity", dict(long_body, parameters={"truncate": True}))
+        assert st == 200 and len(got) == 1, (st, got)
+        st, left = srv.post("/similarity", dict(long_body, parameters={"truncate": True, "truncation_direction": "left"}))
+        assert st == 200 and len(left) == 1, (st, left)
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": src, "sentences": []}}, 400, "empty",
+                     "`inputs.sentences` cannot be empty")
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": src, "sentences": ["a"] * 4}}, 422,
+                     "validation", "batch size 5 > maximum allowed batch size 4")
+        for bad in ({}, {"inputs": src}, {"inputs": {"sentences": ["a"]}}, {"inputs": {"source_sentence": src}},
+                    {"inputs": {"source_sentence": 3, "sentences": ["a"]}}):
+            expect_error(srv, "/similarity", bad, 422, "validation", "`inputs` must be")
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": src, "sentences": ["a", 7]}}, 422,
+                     "validation", "`inputs.sentences[1]` must be a string")
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": "", "sentences": ["a"]}}, 422,
+                     "validation", "cannot be empty")
+        expect_error(srv, "/similarity", dict(body, parameters=[1]), 422, "validation", "`parameters` must be")
+        expect_error(srv, "/similarity", dict(body, parameters={"truncation_direction": "up"}), 422, "validation",
+                     "truncation_direction")
+        expect_error(srv, "/embed", body, 422, "validation")  # only / and /invocations look at the body
+        assert srv.request("GET", "/similarity")[0] == 405
+
+
 def test_openai_shapes():
     with Server(EMBER, TINY, "--served-model-name", "text-embedding-tiny") as srv:
         st, tei = srv.post("/embed", {"inputs": TEXTS})
@@ -627,6 +672,7 @@ TESTS = [
     test_embed_all,
     test_tokenize,
     test_truncation,
+    test_similarity,
     test_openai_shapes,
     test_bad_input,
     test_many_inputs_in_one_request,
