@@ -559,7 +559,8 @@ EMBER_API ember_status ember_search(const ember_index *index, const float *queri
 /* ---- the HTTP server ------------------------------------------------------
  *
  * Hugging Face text-embeddings-inference's routes (POST /embed, /embed_all,
- * /tokenize, /similarity; GET /info, /health, /metrics) and OpenAI's POST /v1/embeddings
+ * /tokenize, /similarity; with a cross-encoder /rerank and /predict instead;
+ * GET /info, /health, /metrics) and OpenAI's POST /v1/embeddings
  * (float or base64) over one model; with stored vectors, POST /search
  * ({"query": text or [texts], "k": 10, "return_text": false} answered with
  * [{"id": row, "score": s, "text": line}, ...] per query, best first). Requests from every connection are

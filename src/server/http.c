@@ -140,6 +140,8 @@ static route_id route_of(const char *url, int post) {
         {"/v1/embeddings", ROUTE_OPENAI, ROUTE_NONE},
         {"/search", ROUTE_SEARCH, ROUTE_NONE},
         {"/similarity", ROUTE_SIMILARITY, ROUTE_NONE},
+        {"/rerank", ROUTE_RERANK, ROUTE_NONE},
+        {"/predict", ROUTE_PREDICT, ROUTE_NONE},
         {"/embeddings", ROUTE_OPENAI, ROUTE_NONE},
         {"/invocations", ROUTE_EMBED, ROUTE_NONE}, /* SageMaker, as TEI */
         {"/", ROUTE_EMBED, ROUTE_HEALTH},
@@ -219,6 +221,7 @@ static void http_request_free(http_request *h) {
     free(r->pooled);
     free(r->hidden);
     free(r->entries);
+    str_list_free(&r->texts);
     free(h->rep.body);
     free(h);
 }

@@ -41,6 +41,8 @@ typedef enum {
     ROUTE_OPENAI,     /* POST /v1/embeddings (also /embeddings) */
     ROUTE_SEARCH,     /* POST /search (with stored vectors) */
     ROUTE_SIMILARITY, /* POST /similarity (also / and /invocations with its body) */
+    ROUTE_RERANK,     /* POST /rerank (also / and /invocations for a reranker) */
+    ROUTE_PREDICT,    /* POST /predict (also / and /invocations for a classifier) */
     ROUTE_INFO,       /* GET /info */
     ROUTE_HEALTH,     /* GET /health (also / and /ping) */
     ROUTE_METRICS,    /* GET /metrics */
@@ -86,7 +88,9 @@ typedef struct request {
     int normalize, truncate, truncate_left, add_special, base64;
     int32_t dimensions; /* 0: the model's */
     int32_t k;          /* /search: hits per query */
-    int return_text;    /* /search: the corpus's lines too */
+    int return_text;    /* /search: the corpus's lines too; /rerank: the texts */
+    int raw_scores;     /* /rerank, /predict: the logits, not their sigmoid / softmax */
+    str_list texts;     /* /rerank with return_text: the texts */
     out_kind out;
     job_kind job;
     struct request *next_job;
