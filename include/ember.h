@@ -205,6 +205,10 @@ typedef struct {
     const char *modules;      /* the sentence-transformers modules run after the Transformer, in
                                  order: "Pooling(mean) Dense(768->256, Tanh) Normalize"; "" for a
                                  plain BERT directory (CLS pooling) */
+    int32_t num_labels;       /* a cross-encoder (config.json's architectures[0] is
+                                 BertForSequenceClassification): its classes, and dim == num_labels
+                                 (ember_encode writes the logits); 0 for an encoder */
+    const char *const *labels; /* num_labels names, config.json's id2label; NULL for an encoder */
 } ember_model_info;
 
 EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
@@ -320,6 +324,31 @@ typedef struct {
  */
 EMBER_API ember_status ember_encode_sequences(ember_model *model, const ember_sequence *seqs, int32_t n,
                                               const ember_encode_params *params, float *pooled, float *hidden);
+
+/* ---- cross-encoders (rerankers) ------------------------------------------
+ *
+ * A BertForSequenceClassification directory loads with ember_model_load
+ * like any model: BERT, then its pooler (Dense + tanh on [CLS]) and its
+ * classifier (Linear to num_labels). A pair is tokenized as
+ * [CLS] a [SEP] b [SEP] (b's tokens with type id 1), cut longest first to the
+ * model's max_length when truncating, as transformers' tokenizers do.
+ */
+typedef struct {
+    int32_t raw;           /* 1: the logits as they are; 0 (default): what sentence-transformers'
+                              CrossEncoder answers by default, the sigmoid of the logit when
+                              num_labels == 1, the logits otherwise */
+    int32_t truncate;      /* 1 (default): cut over-long pairs; 0: fail on them */
+    int32_t truncate_left; /* cut from the start instead of the end */
+} ember_score_params;
+
+EMBER_API ember_score_params ember_score_default_params(void);
+
+/* Score n pairs (a[i], b[i]) of NUL-terminated UTF-8 texts with a
+ * cross-encoder into scores, (n, num_labels) row-major. b NULL, or b[i]
+ * NULL: a[i] alone ([CLS] a [SEP]). stats (NULL or n entries): per pair.
+ * EMBER_ERR_UNSUPPORTED for a model that is not a cross-encoder. */
+EMBER_API ember_status ember_score_pairs(ember_model *model, const char *const *a, const char *const *b, int32_t n,
+                                         const ember_score_params *params, float *scores, ember_text_stats *stats);
 
 /* ---- streaming corpus embedding ------------------------------------------
  *
@@ -530,7 +559,8 @@ EMBER_API ember_status ember_search(const ember_index *index, const float *queri
 /* ---- the HTTP server ------------------------------------------------------
  *
  * Hugging Face text-embeddings-inference's routes (POST /embed, /embed_all,
- * /tokenize; GET /info, /health, /metrics) and OpenAI's POST /v1/embeddings
+ * /tokenize, /similarity; with a cross-encoder /rerank and /predict instead;
+ * GET /info, /health, /metrics) and OpenAI's POST /v1/embeddings
  * (float or base64) over one model; with stored vectors, POST /search
  * ({"query": text or [texts], "k": 10, "return_text": false} answered with
  * [{"id": row, "score": s, "text": line}, ...] per query, best first). Requests from every connection are

@@ -30,6 +30,13 @@ ember_tokenize_params ember_tokenize_default_params(void) {
     return p;
 }
 
+ember_score_params ember_score_default_params(void) {
+    ember_score_params p;
+    memset(&p, 0, sizeof p);
+    p.truncate = 1;
+    return p;
+}
+
 ember_encode_params ember_encode_default_params(void) {
     ember_encode_params p;
     memset(&p, 0, sizeof p);
@@ -186,6 +193,8 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->batch_invariant = m->be->batch_invariant && m->files.n_post == 0;
     info->hidden_size = c->C;
     info->modules = m->files.modules;
+    info->num_labels = m->files.n_labels;
+    info->labels = (const char *const *)m->files.labels;
     return EMBER_OK;
 }
 
@@ -523,5 +532,65 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
         hidden_row += (size_t)m->batch_T;
     }
     pthread_mutex_unlock(&m->lock);
+    return st;
+}
+
+/* Pairs are tokenized CHUNK at a time, then run as sequences: the forward
+ * passes stay as full as ember_encode's. */
+ember_status ember_score_pairs(ember_model *m, const char *const *a, const char *const *b, int32_t n,
+                               const ember_score_params *params, float *scores, ember_text_stats *stats) {
+    enum { CHUNK = 256 };
+    ember_score_params p = params ? *params : ember_score_default_params();
+    if (!m || n < 0 || (n > 0 && (!a || !scores)))
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_score_pairs: NULL or negative argument");
+    const int32_t NL = m->files.n_labels, max = m->max_length;
+    if (NL == 0)
+        return ember_fail(EMBER_ERR_UNSUPPORTED,
+                          "%s is not a cross-encoder: config.json's architectures is not BertForSequenceClassification",
+                          m->files.dir);
+    ember_token *tok = malloc((size_t)max * sizeof *tok);
+    int32_t *ids = malloc((size_t)CHUNK * (size_t)max * 2 * sizeof *ids);
+    ember_sequence *seqs = malloc(CHUNK * sizeof *seqs);
+    ember_status st = EMBER_OK;
+    if (!tok || !ids || !seqs) st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "ember_score_pairs: out of memory");
+    ember_tokenize_params tp = ember_tokenize_default_params();
+    tp.truncate = 1; /* cut, then refused below unless truncating */
+    tp.truncate_left = p.truncate_left;
+    ember_encode_params ep = ember_encode_default_params();
+    ep.pooling = EMBER_POOLING_CLS;
+    ep.normalize = EMBER_NORMALIZE_OFF;
+    for (int32_t i0 = 0; i0 < n && !st; i0 += CHUNK) {
+        const int32_t k = n - i0 < CHUNK ? n - i0 : CHUNK;
+        for (int32_t j = 0; j < k && !st; j++) {
+            const int32_t i = i0 + j;
+            const char *second = b ? b[i] : NULL;
+            if (!a[i]) {
+                st = ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_score_pairs: text %d is NULL", i);
+                break;
+            }
+            ember_text_stats ts;
+            int32_t cnt;
+            if ((st = ember_tokenize(m, a[i], -1, second, -1, &tp, tok, max, &cnt, &ts))) break;
+            if (ts.truncated && !p.truncate) {
+                st = ember_fail(EMBER_ERR_INVALID_ARGUMENT,
+                                "pair %d has %d tokens, over the model's maximum of %d (truncation is off)", i,
+                                ts.n_tokens_untruncated, max);
+                break;
+            }
+            if (stats) stats[i] = ts;
+            int32_t *row = ids + (size_t)j * max * 2;
+            for (int32_t t = 0; t < cnt; t++) {
+                row[t] = tok[t].id;
+                row[max + t] = tok[t].type_id;
+            }
+            seqs[j] = (ember_sequence){.ids = row, .type_ids = row + max, .n = cnt};
+        }
+        if (!st) st = ember_encode_sequences(m, seqs, k, &ep, scores + (size_t)i0 * NL, NULL);
+    }
+    if (!st && !p.raw && NL == 1)
+        for (int32_t i = 0; i < n; i++) scores[i] = 1.0f / (1.0f + expf(-scores[i]));
+    free(tok);
+    free(ids);
+    free(seqs);
     return st;
 }

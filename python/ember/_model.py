@@ -196,6 +196,52 @@ class Model:
         from .util import cos_sim
         return cos_sim(embeddings1, embeddings2)
 
+    # ---- cross-encoders (BertForSequenceClassification) ----------------------------------
+
+    @property
+    def num_labels(self):
+        """A cross-encoder's classes (config.json's id2label); 0 for an encoder."""
+        return self._info["num_labels"]
+
+    def predict(self, sentences, *, batch_size=32, raw_scores=False, convert_to_numpy=True):
+        """A cross-encoder's scores, as sentence-transformers' CrossEncoder.predict: a pair
+        [text_a, text_b] (or a str) gives one score, a list of pairs (or of str) an array;
+        (n,) for one label, (n, num_labels) for more. Its default activation: the sigmoid of
+        the logit for one label, the logits for more; raw_scores=True: the logits."""
+        if not self._info["num_labels"]:
+            raise ValueError(f"{self._info['dir']} is not a cross-encoder (BertForSequenceClassification)")
+        single = isinstance(sentences, str) or (isinstance(sentences, (list, tuple)) and len(sentences) > 0 and
+                                                all(isinstance(x, str) for x in sentences) and len(sentences) == 2)
+        items = [sentences] if single else list(sentences)
+        pairs = [x for x in items if not isinstance(x, str)]
+        if pairs and len(pairs) != len(items):
+            raise TypeError("sentences must be all pairs [a, b] or all str, not a mix")
+        if pairs and any(len(p) != 2 or not all(isinstance(t, str) for t in p) for p in pairs):
+            raise TypeError("each pair must be two str: [text_a, text_b]")
+        a = [p[0] for p in pairs] if pairs else items
+        b = [p[1] for p in pairs] if pairs else None
+        n, nl = len(a), self._info["num_labels"]
+        out = np.empty((n, nl), dtype=np.float32)
+        for i in range(0, n, batch_size):
+            self._model.score_pairs(a[i:i + batch_size], b[i:i + batch_size] if b else None,
+                                    out[i:i + batch_size], raw_scores)
+        result = out[:, 0] if nl == 1 else out
+        if single:
+            result = result[0]
+        return result if convert_to_numpy else result.tolist()
+
+    def rank(self, query, documents, *, top_k=None, return_documents=False, batch_size=32, raw_scores=False):
+        """CrossEncoder.rank: [{"corpus_id", "score"(, "text")}, ...] best first, for a
+        cross-encoder of one label."""
+        if self._info["num_labels"] != 1:
+            raise ValueError("rank needs a cross-encoder with one label (a reranker)")
+        docs = list(documents)
+        scores = self.predict([[query, d] for d in docs], batch_size=batch_size, raw_scores=raw_scores) \
+            if docs else np.empty(0, np.float32)
+        order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))[:top_k]
+        return [dict(corpus_id=i, score=float(scores[i]), **({"text": docs[i]} if return_documents else {}))
+                for i in order]
+
     # ---- tokenizing --------------------------------------------------------------------
 
     def tokenize(self, texts, *, add_special_tokens=True, truncate=True, max_length=None):

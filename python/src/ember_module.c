@@ -255,6 +255,74 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
         i->batch_invariant ? Py_True : Py_False, "hidden_size", i->hidden_size, "modules", i->modules);
 }
 
+/* info() with a cross-encoder's labels: num_labels and labels (a list). */
+static PyObject *Model_info_all(ModelObject *self, PyObject *unused) {
+    PyObject *d = Model_info(self, unused);
+    if (!d) return NULL;
+    const ember_model_info *i = &self->info;
+    PyObject *n = PyLong_FromLong(i->num_labels), *labels = PyList_New(i->num_labels);
+    int bad = !n || !labels;
+    for (int32_t k = 0; !bad && k < i->num_labels; k++) {
+        PyObject *s = PyUnicode_FromString(i->labels[k]);
+        if (!s) bad = 1;
+        else PyList_SET_ITEM(labels, k, s);
+    }
+    if (bad || PyDict_SetItemString(d, "num_labels", n) || PyDict_SetItemString(d, "labels", labels)) {
+        Py_XDECREF(n);
+        Py_XDECREF(labels);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(n);
+    Py_DECREF(labels);
+    return d;
+}
+
+/* score_pairs(queries, texts, out, raw=False): a cross-encoder's scores of
+ * the pairs (queries[i], texts[i]) (texts None: queries alone) into out, a
+ * writable C-contiguous float32 buffer of len(queries) * num_labels items. */
+static PyObject *Model_score_pairs(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"queries", "texts", "out", "raw", NULL};
+    PyObject *q_obj, *t_obj, *out_obj;
+    int raw = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|p", kwlist, &q_obj, &t_obj, &out_obj, &raw)) return NULL;
+    if (model_ready(self)) return NULL;
+    utf8_texts q, t = {0};
+    if (texts_from_sequence(q_obj, 0, &q)) return NULL;
+    if (t_obj != Py_None && texts_from_sequence(t_obj, 0, &t)) {
+        texts_free(&q);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_buffer out;
+    if (t_obj != Py_None && t.n != q.n) {
+        PyErr_Format(PyExc_ValueError, "%zd queries but %zd texts", q.n, t.n);
+    } else if (!PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)) {
+        size_t want = (size_t)q.n * (size_t)self->info.num_labels;
+        if (out.itemsize != sizeof(float) || !out.format || strcmp(out.format, "f") != 0) {
+            PyErr_SetString(PyExc_TypeError, "out must hold float32 (format 'f')");
+        } else if ((size_t)out.len != want * sizeof(float)) {
+            PyErr_Format(PyExc_ValueError, "out holds %zd floats, %zu needed", out.len / out.itemsize, want);
+        } else {
+            ember_score_params sp = ember_score_default_params();
+            sp.raw = raw;
+            ember_status st = EMBER_OK;
+            char message[1024] = "";
+            Py_BEGIN_ALLOW_THREADS
+            st = ember_score_pairs(self->model, q.ptr, t_obj == Py_None ? NULL : t.ptr, (int32_t)q.n, &sp, out.buf,
+                                   NULL);
+            if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
+            Py_END_ALLOW_THREADS
+            if (st != EMBER_OK) raise_status(st, message, 0);
+            else result = Py_NewRef(Py_None);
+        }
+        PyBuffer_Release(&out);
+    }
+    texts_free(&q);
+    texts_free(&t);
+    return result;
+}
+
 static int encode_params(const char *pooling, int normalize, ember_encode_params *p) {
     *p = ember_encode_default_params();
     if (pooling) {
@@ -481,7 +549,9 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kwd
 }
 
 static PyMethodDef Model_methods[] = {
-    {"info", (PyCFunction)Model_info, METH_NOARGS, "The model as ember reads it (ember_model_info), as a dict."},
+    {"info", (PyCFunction)Model_info_all, METH_NOARGS, "The model as ember reads it (ember_model_info), as a dict."},
+    {"score_pairs", (PyCFunction)(void (*)(void))Model_score_pairs, METH_VARARGS | METH_KEYWORDS,
+     "score_pairs(queries, texts, out, raw=False): a cross-encoder's scores into out (float32, n x num_labels)."},
     {"encode", (PyCFunction)(void (*)(void))Model_encode, METH_VARARGS | METH_KEYWORDS,
      "encode(texts, out, first=0, pooling=None, normalize=0): pooled vectors into out (float32, len(texts) x dim)."},
     {"encode_tokens", (PyCFunction)(void (*)(void))Model_encode_tokens, METH_VARARGS | METH_KEYWORDS,

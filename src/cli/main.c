@@ -10,6 +10,7 @@ static const char *usage =
     "  embed      embed each line of a file (text, JSONL, .gz or stdin) to .npy or JSONL;\n"
     "             --tokens: every token's vector, with its text and byte offsets\n"
     "  search     embed a corpus and queries, print the closest entries by cosine\n"
+    "  rerank     score lines against a query with a cross-encoder, best first\n"
     "  tokenize   print the model's tokens of texts\n"
     "  info       describe a model directory\n"
     "  bench      measure tokenization and encoding throughput and latency\n"
@@ -37,7 +38,7 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"embed", cmd_embed}, {"search", cmd_search}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
+    } cmds[] = {{"embed", cmd_embed}, {"search", cmd_search}, {"rerank", cmd_rerank}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
                   {"bench", cmd_bench},  {"serve", cmd_serve},   {"pull", cmd_pull}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -107,6 +107,9 @@ typedef struct {
     int32_t out_dim;         /* the pooled vector's width after them (C when none) */
     char modules[512];       /* what modules.json runs after the Transformer, as ember runs it:
                                 "Pooling(mean) Dense(64->48, Tanh) Normalize"; "" for none */
+    int32_t n_labels;        /* a cross-encoder (BertForSequenceClassification): its classes, whose
+                                logits are the pooled vector (out_dim == n_labels); 0: an encoder */
+    char **labels;           /* n_labels names, config.json's id2label ("LABEL_0", ...) */
 } model_files;
 
 ember_status model_files_open(model_files *mf, const char *dir);

@@ -37,7 +37,8 @@ static ember_status get_int(json_t *root, const char *path, const char *key, int
 }
 
 const char MODEL_ARCHITECTURES[] =
-    "bert (BertModel and its sentence-transformers forms: MiniLM, bge, ...), mpnet (MPNetModel: all-mpnet-base-v2)";
+    "bert (BertModel and its sentence-transformers forms: MiniLM, bge, ...; BertForSequenceClassification "
+    "cross-encoders), mpnet (MPNetModel: all-mpnet-base-v2)";
 
 const char *architecture_name(architecture a) { return a == ARCH_MPNET ? "mpnet" : "bert"; }
 
@@ -602,6 +603,66 @@ static ember_status load_modules(model_files *mf, const char *dir) {
     return st;
 }
 
+/*
+ * BertForSequenceClassification (config.json's architectures[0]): BERT's
+ * pooler (Dense C->C, tanh, on [CLS]) then the classifier (Linear C->n_labels),
+ * run as two modules after CLS pooling, so that the pooled vector is the
+ * logits. n_labels is len(id2label) (transformers writes no num_labels).
+ * Returns EMBER_OK with mf->n_labels 0 for any other architecture.
+ */
+static ember_status load_classifier(model_files *mf, const char *config_path) {
+    json_t *root;
+    ember_status st = json_file(config_path, &root);
+    if (st) return st;
+    const char *arch = json_string_value(json_array_get(json_object_get(root, "architectures"), 0));
+    if (!arch || strcmp(arch, "BertForSequenceClassification") != 0 || mf->cfg.arch != ARCH_BERT) goto done;
+    json_t *id2label = json_object_get(root, "id2label");
+    int32_t n = 2; /* transformers' default */
+    if (json_is_object(id2label) && json_object_size(id2label) > 0) n = (int32_t)json_object_size(id2label);
+    else if ((st = get_int(root, config_path, "num_labels", 0, 2, 1, 1 << 16, &n))) goto done;
+    const char *pt = json_string_value(json_object_get(root, "problem_type"));
+    if (pt && strcmp(pt, "single_label_classification") != 0 && strcmp(pt, "regression") != 0 &&
+        strcmp(pt, "multi_label_classification") != 0) {
+        st = ember_fail(EMBER_ERR_UNSUPPORTED, "%s: problem_type '%s' is not supported", config_path, pt);
+        goto done;
+    }
+    const int32_t C = mf->cfg.C;
+    if (!(mf->labels = calloc((size_t)n, sizeof *mf->labels)) || !(mf->post = calloc(2, sizeof *mf->post))) {
+        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    mf->n_labels = n;
+    for (int32_t i = 0; i < n; i++) {
+        char key[16], dflt[32];
+        snprintf(key, sizeof key, "%d", i);
+        snprintf(dflt, sizeof dflt, "LABEL_%d", i);
+        const char *name = json_string_value(json_object_get(id2label, key));
+        if (!(mf->labels[i] = strdup(name ? name : dflt))) {
+            st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+            goto done;
+        }
+    }
+    const char *prefix = safetensors_find(&mf->st, "bert.pooler.dense.weight") ? "bert." : "";
+    char w[64], b[64];
+    snprintf(w, sizeof w, "%spooler.dense.weight", prefix);
+    snprintf(b, sizeof b, "%spooler.dense.bias", prefix);
+    post_module *pool = &mf->post[0], *cls = &mf->post[1];
+    *pool = (post_module){.kind = POST_DENSE, .name = "pooler", .in = C, .out = C, .act = DENSE_TANH};
+    *cls = (post_module){.kind = POST_DENSE, .name = "classifier", .in = C, .out = n, .act = DENSE_IDENTITY};
+    mf->n_post = 2; /* freed by model_files_close whatever loads */
+    if ((st = dense_tensor(&mf->st, w, 2, C, C, &pool->w)) || (st = dense_tensor(&mf->st, b, 1, C, 0, &pool->b)) ||
+        (st = dense_tensor(&mf->st, "classifier.weight", 2, n, C, &cls->w)) ||
+        (st = dense_tensor(&mf->st, "classifier.bias", 1, n, 0, &cls->b)))
+        goto done;
+    mf->pooling = EMBER_POOLING_CLS;
+    mf->normalize = 0;
+    mf->out_dim = n;
+    snprintf(mf->modules, sizeof mf->modules, "Pooler(cls, Dense(%d->%d, Tanh)) Classifier(%d->%d)", C, C, C, n);
+done:
+    json_decref(root);
+    return st;
+}
+
 ember_status model_files_open(model_files *mf, const char *dir) {
     memset(mf, 0, sizeof *mf);
     char path[4096];
@@ -628,6 +689,9 @@ ember_status model_files_open(model_files *mf, const char *dir) {
     mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
     mf->normalize = 0;
     mf->out_dim = mf->cfg.C;
+    path_join(path, sizeof path, dir, "config.json");
+    if ((st = load_classifier(mf, path))) goto fail;
+    if (mf->n_labels) return EMBER_OK; /* a cross-encoder: sentence-transformers' modules do not apply */
     path_join(path, sizeof path, dir, "modules.json");
     if (file_exists(path) && (st = load_modules(mf, dir))) goto fail;
     return EMBER_OK;
@@ -644,6 +708,10 @@ void model_files_close(model_files *mf) {
     free(mf->post);
     mf->post = NULL;
     mf->n_post = 0;
+    for (int32_t i = 0; mf->labels && i < mf->n_labels; i++) free(mf->labels[i]);
+    free(mf->labels);
+    mf->labels = NULL;
+    mf->n_labels = 0;
     free(mf->tensors.layers);
     mf->tensors.layers = NULL;
     safetensors_close(&mf->st);

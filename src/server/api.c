@@ -1,7 +1,8 @@
 /*
  * The routes' request and answer bodies, on the worker threads:
- * text-embeddings-inference's /embed, /embed_all and /tokenize, and OpenAI's
- * /v1/embeddings. Requests are read with jansson; answers are written by
+ * text-embeddings-inference's /embed, /embed_all, /tokenize, /similarity,
+ * /rerank and /predict, and OpenAI's /v1/embeddings. /rerank and /predict
+ * run a cross-encoder, whose pooled vector is its classifier's logits. Requests are read with jansson; answers are written by
  * hand (strbuf), since they are mostly long lists of floats.
  *
  * Inputs, on every embedding route: a string, a list of strings, a list of
@@ -11,6 +12,7 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +25,8 @@ typedef struct {
     const char *text; /* a text of len bytes, or */
     size_t len;
     json_t *ids;      /* a list of token ids */
+    const char *pair; /* a cross-encoder's second text of pair_len bytes, or NULL */
+    size_t pair_len;
 } raw_input;
 
 static int64_t utf8_chars(const char *s, size_t n) {
@@ -197,6 +201,165 @@ static int parse_openai_options(request *r, json_t *root) {
     return get_dimensions(r, root);
 }
 
+/*
+ * POST /similarity's body, TEI's (and huggingface_hub's sentence_similarity):
+ * {"inputs": {"source_sentence": S, "sentences": [...]}, "parameters":
+ * {truncate, truncation_direction, prompt_name}} into n = 1 + len(sentences)
+ * raw inputs, the source first. Returns n, or -1 after answering the error.
+ */
+static int32_t parse_similarity(request *r, json_t *root, raw_input **out) {
+    server *s = r->srv;
+    json_t *v = json_object_get(root, "inputs");
+    json_t *src = json_object_get(v, "source_sentence"), *list = json_object_get(v, "sentences");
+    r->batch = 1;
+    if (!json_is_object(v) || !json_is_string(src) || !json_is_array(list)) {
+        request_fail(r, FAIL_VALIDATION,
+                     "`inputs` must be {\"source_sentence\": a string, \"sentences\": a list of strings}");
+        return -1;
+    }
+    size_t m = json_array_size(list);
+    if (m == 0) {
+        request_fail(r, FAIL_EMPTY, "`inputs.sentences` cannot be empty");
+        return -1;
+    }
+    if (m + 1 > (size_t)s->cfg.max_client_batch_size) {
+        request_fail(r, FAIL_BATCH_SIZE, "batch size %zu > maximum allowed batch size %d", m + 1,
+                     s->cfg.max_client_batch_size);
+        return -1;
+    }
+    json_t *params = json_object_get(root, "parameters");
+    if (params && !json_is_null(params) && !json_is_object(params)) {
+        request_fail(r, FAIL_VALIDATION, "`parameters` must be an object");
+        return -1;
+    }
+    json_t *none = json_object();
+    int ok = none && parse_tei_options(r, json_is_object(params) ? params : none);
+    json_decref(none);
+    if (!ok) {
+        if (!none) request_fail(r, FAIL_BACKEND, "out of memory reading `parameters`");
+        return -1;
+    }
+    raw_input *in = calloc(m + 1, sizeof *in);
+    if (!in) {
+        request_fail(r, FAIL_BACKEND, "out of memory reading `inputs`");
+        return -1;
+    }
+    for (size_t i = 0; i <= m; i++) {
+        json_t *e = i ? json_array_get(list, i - 1) : src;
+        if (!json_is_string(e)) {
+            free(in);
+            request_fail(r, FAIL_VALIDATION, "`inputs.sentences[%zu]` must be a string", i - 1);
+            return -1;
+        }
+        in[i].text = json_string_value(e);
+        in[i].len = json_string_length(e);
+    }
+    r->normalize = 0;
+    r->dimensions = 0;
+    *out = in;
+    return (int32_t)(m + 1);
+}
+
+/* POST /rerank: {query, texts, truncate, truncation_direction, raw_scores,
+ * return_text} into one (query, text) pair per text. */
+static int32_t parse_rerank(request *r, json_t *root, raw_input **out) {
+    server *s = r->srv;
+    json_t *q = json_object_get(root, "query"), *texts = json_object_get(root, "texts");
+    r->batch = 1;
+    if (!json_is_string(q) || !json_is_array(texts)) {
+        request_fail(r, FAIL_VALIDATION, "%s", !json_is_string(q) ? "`query` must be a string"
+                                                                   : "`texts` must be a list of strings");
+        return -1;
+    }
+    size_t n = json_array_size(texts);
+    if (n == 0) {
+        request_fail(r, FAIL_EMPTY, "`texts` cannot be empty");
+        return -1;
+    }
+    if (n > (size_t)s->cfg.max_client_batch_size) {
+        request_fail(r, FAIL_BATCH_SIZE, "batch size %zu > maximum allowed batch size %d", n,
+                     s->cfg.max_client_batch_size);
+        return -1;
+    }
+    if (!parse_tei_options(r, root) || !get_bool(r, root, "raw_scores", 0, &r->raw_scores) ||
+        !get_bool(r, root, "return_text", 0, &r->return_text))
+        return -1;
+    raw_input *in = calloc(n, sizeof *in);
+    if (!in) {
+        request_fail(r, FAIL_BACKEND, "out of memory reading `texts`");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(texts, i);
+        if (!json_is_string(e)) {
+            free(in);
+            request_fail(r, FAIL_VALIDATION, "`texts[%zu]` must be a string", i);
+            return -1;
+        }
+        in[i] = (raw_input){json_string_value(q), json_string_length(q), NULL, json_string_value(e),
+                            json_string_length(e)};
+        if (r->return_text && str_list_add(&r->texts, json_string_value(e), json_string_length(e)) != EMBER_OK) {
+            free(in);
+            request_fail(r, FAIL_BACKEND, "out of memory reading `texts`");
+            return -1;
+        }
+    }
+    *out = in;
+    return (int32_t)n;
+}
+
+/* One of /predict's sequences: a string, or a list of one or two strings (a
+ * pair); 0 when it is neither. */
+static int predict_sequence(json_t *v, raw_input *in) {
+    if (json_is_string(v)) {
+        *in = (raw_input){json_string_value(v), json_string_length(v), NULL, NULL, 0};
+        return 1;
+    }
+    size_t k = json_array_size(v);
+    if (!json_is_array(v) || k < 1 || k > 2) return 0;
+    for (size_t i = 0; i < k; i++)
+        if (!json_is_string(json_array_get(v, i))) return 0;
+    json_t *a = json_array_get(v, 0), *b = k == 2 ? json_array_get(v, 1) : NULL;
+    *in = (raw_input){json_string_value(a), json_string_length(a), NULL, b ? json_string_value(b) : NULL,
+                      b ? json_string_length(b) : 0};
+    return 1;
+}
+
+/* POST /predict: `inputs` is a string, a pair [a, b], or a batch of them
+ * as lists ([[a], [a, b], ...]), as TEI reads it. */
+static int32_t parse_predict(request *r, json_t *root, raw_input **out) {
+    server *s = r->srv;
+    static const char shape[] = "`inputs` must be a string, a pair of strings [string, string] or a batch of "
+                                "mixed strings and pairs [[string], [string, string], ...]";
+    json_t *v = json_object_get(root, "inputs");
+    if (!parse_tei_options(r, root) || !get_bool(r, root, "raw_scores", 0, &r->raw_scores)) return -1;
+    r->batch = json_is_array(v) && json_is_array(json_array_get(v, 0));
+    size_t n = r->batch ? json_array_size(v) : 1;
+    if (json_is_array(v) && json_array_size(v) == 0) {
+        request_fail(r, FAIL_EMPTY, "`inputs` cannot be empty");
+        return -1;
+    }
+    if (n > (size_t)s->cfg.max_client_batch_size) {
+        request_fail(r, FAIL_BATCH_SIZE, "batch size %zu > maximum allowed batch size %d", n,
+                     s->cfg.max_client_batch_size);
+        return -1;
+    }
+    raw_input *in = calloc(n, sizeof *in);
+    if (!in) {
+        request_fail(r, FAIL_BACKEND, "out of memory reading `inputs`");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!predict_sequence(r->batch ? json_array_get(v, i) : v, &in[i])) {
+            free(in);
+            if (r->batch) request_fail(r, FAIL_VALIDATION, "`inputs[%zu]`: %s", i, shape);
+            else request_fail(r, FAIL_VALIDATION, "%s", shape);
+            return -1;
+        }
+    *out = in;
+    return (int32_t)n;
+}
+
 /* Room for `need` token ids in r->ids / r->type_ids. */
 static int ids_room(request *r, int64_t need, int64_t *cap) {
     if (need <= *cap) return 1;
@@ -234,8 +397,8 @@ static int tokenize_inputs(request *r, const raw_input *in, const char *field) {
                 return 0;
             }
             ember_text_stats st;
-            if (ember_tokenize(s->model, in[i].text, (ptrdiff_t)in[i].len, NULL, 0, &tp, tok, max, &cnt, &st) !=
-                EMBER_OK) {
+            if (ember_tokenize(s->model, in[i].text, (ptrdiff_t)in[i].len, in[i].pair, (ptrdiff_t)in[i].pair_len, &tp,
+                               tok, max, &cnt, &st) != EMBER_OK) {
                 free(tok);
                 request_fail(r, FAIL_TOKENIZER, "input %d: %s", i, ember_last_error());
                 return 0;
@@ -252,7 +415,7 @@ static int tokenize_inputs(request *r, const raw_input *in, const char *field) {
                 r->ids[at + k] = tok[k].id;
                 r->type_ids[at + k] = tok[k].type_id;
             }
-            r->n_chars += utf8_chars(in[i].text, in[i].len);
+            r->n_chars += utf8_chars(in[i].text, in[i].len) + utf8_chars(in[i].pair ? in[i].pair : "", in[i].pair_len);
         } else {
             size_t k = json_array_size(in[i].ids);
             if (k == 0) {
@@ -376,6 +539,25 @@ oom:
     request_fail(r, FAIL_BACKEND, "out of memory tokenizing");
 }
 
+/* The route a request takes with this model (or 0 after answering that the
+ * model has none such). / is /rerank for a reranker, /predict for a
+ * classifier, as in TEI; for an embedding model TEI answers it with
+ * /similarity only when started for that task: here the body says which,
+ * `inputs` as an object is a similarity request. */
+static int settle_route(request *r, json_t *root) {
+    const int32_t labels = r->srv->info.num_labels;
+    if (r->at_root && labels) r->route = labels == 1 ? ROUTE_RERANK : ROUTE_PREDICT;
+    else if (r->at_root && json_is_object(json_object_get(root, "inputs"))) r->route = ROUTE_SIMILARITY;
+    const char *lacks = NULL;
+    if (r->route == ROUTE_RERANK && labels != 1) lacks = "a re-ranker";
+    else if (r->route == ROUTE_PREDICT && !labels) lacks = "a classifier";
+    else if (labels && r->route != ROUTE_RERANK && r->route != ROUTE_PREDICT && r->route != ROUTE_TOKENIZE &&
+             r->route != ROUTE_EMBED_ALL)
+        lacks = "an embedding";
+    if (lacks) request_fail(r, FAIL_BACKEND, "model is not %s model", lacks);
+    return !lacks;
+}
+
 void api_parse(request *r) {
     server *s = r->srv;
     json_error_t jerr;
@@ -396,9 +578,17 @@ void api_parse(request *r) {
         request_fail(r, FAIL_NOT_FOUND, "no stored vectors to search: start ember serve with --vectors PATH");
         goto done;
     }
-    const char *field = r->route == ROUTE_OPENAI ? "input" : r->route == ROUTE_SEARCH ? "query" : "inputs";
+    if (!settle_route(r, root)) goto done;
+    const char *field = r->route == ROUTE_OPENAI   ? "input"
+                        : r->route == ROUTE_SEARCH ? "query"
+                        : r->route == ROUTE_RERANK ? "texts"
+                                                   : "inputs";
     double t0 = clock_now();
-    int32_t n = parse_inputs(r, root, field, r->route != ROUTE_TOKENIZE && r->route != ROUTE_SEARCH, &in);
+    int32_t n = r->route == ROUTE_SIMILARITY ? parse_similarity(r, root, &in)
+                : r->route == ROUTE_RERANK   ? parse_rerank(r, root, &in)
+                : r->route == ROUTE_PREDICT  ? parse_predict(r, root, &in)
+                                             : parse_inputs(r, root, field,
+                                                            r->route != ROUTE_TOKENIZE && r->route != ROUTE_SEARCH, &in);
     if (n < 0) goto done;
     r->n = n;
     if (r->route == ROUTE_TOKENIZE) {
@@ -425,6 +615,11 @@ void api_parse(request *r) {
         break;
     case ROUTE_SEARCH:
         if (!parse_search_options(r, root)) goto done;
+        r->out = OUT_POOLED_RAW;
+        break;
+    case ROUTE_SIMILARITY: /* options read with the inputs */
+    case ROUTE_RERANK:
+    case ROUTE_PREDICT:
         r->out = OUT_POOLED_RAW;
         break;
     default: /* ROUTE_OPENAI */
@@ -497,6 +692,76 @@ static void search_answer(request *r, strbuf *b) {
     free(found);
 }
 
+typedef struct {
+    float score;
+    int32_t index;
+} ranked;
+
+/* Best first; ties by index. */
+static int by_score(const void *pa, const void *pb) {
+    const ranked *a = pa, *b = pb;
+    if (a->score != b->score) return a->score < b->score ? 1 : -1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* TEI's scores from logits: the sigmoid of one, the softmax of several. */
+static void scores_of(float *out, const float *logits, int32_t k, int raw) {
+    if (raw || k == 1) {
+        for (int32_t i = 0; i < k; i++) out[i] = raw ? logits[i] : 1.0f / (1.0f + expf(-logits[i]));
+        return;
+    }
+    float max = logits[0], sum = 0;
+    for (int32_t i = 1; i < k; i++) max = logits[i] > max ? logits[i] : max;
+    for (int32_t i = 0; i < k; i++) sum += out[i] = expf(logits[i] - max);
+    for (int32_t i = 0; i < k; i++) out[i] /= sum;
+}
+
+/* POST /rerank's answer: [{"index", "text"?, "score"}, ...] best first;
+ * POST /predict's: per input [{"score", "label"}, ...] best first. */
+static void classify_answer(request *r, strbuf *b) {
+    const int32_t NL = r->srv->info.num_labels, n = r->n;
+    const int rerank = r->route == ROUTE_RERANK;
+    ranked *rk = malloc((size_t)(rerank ? n : NL) * sizeof *rk);
+    float *sc = malloc((size_t)NL * sizeof *sc);
+    if (!rk || !sc) b->oom = 1;
+    if (rerank && !b->oom) {
+        for (int32_t i = 0; i < n; i++) {
+            scores_of(sc, r->pooled + (size_t)i * NL, 1, r->raw_scores);
+            rk[i] = (ranked){sc[0], i};
+        }
+        qsort(rk, (size_t)n, sizeof *rk, by_score);
+        sb_putc(b, '[');
+        for (int32_t i = 0; i < n; i++) {
+            sb_printf(b, "%s{\"index\":%d", i ? "," : "", rk[i].index);
+            if (r->return_text) {
+                sb_puts(b, ",\"text\":");
+                sb_json_string(b, r->texts.s[rk[i].index], (size_t)r->texts.len[rk[i].index]);
+            }
+            sb_printf(b, ",\"score\":%.7g}", (double)rk[i].score);
+        }
+        sb_putc(b, ']');
+    }
+    if (!rerank && !b->oom) {
+        const char *const *labels = r->srv->info.labels;
+        if (r->batch) sb_putc(b, '[');
+        for (int32_t i = 0; i < n; i++) {
+            scores_of(sc, r->pooled + (size_t)i * NL, NL, r->raw_scores);
+            for (int32_t j = 0; j < NL; j++) rk[j] = (ranked){sc[j], j};
+            qsort(rk, (size_t)NL, sizeof *rk, by_score);
+            sb_puts(b, i ? ",[" : "[");
+            for (int32_t j = 0; j < NL; j++) {
+                sb_printf(b, "%s{\"score\":%.7g,\"label\":", j ? "," : "", (double)rk[j].score);
+                sb_json_string(b, labels[rk[j].index], strlen(labels[rk[j].index]));
+                sb_putc(b, '}');
+            }
+            sb_putc(b, ']');
+        }
+        if (r->batch) sb_putc(b, ']');
+    }
+    free(rk);
+    free(sc);
+}
+
 void api_respond(request *r) {
     server *s = r->srv;
     int gone = atomic_load(&r->gone);
@@ -530,6 +795,16 @@ void api_respond(request *r) {
         sb_putc(&b, ']');
     } else if (r->route == ROUTE_SEARCH) {
         search_answer(r, &b);
+    } else if (r->route == ROUTE_RERANK || r->route == ROUTE_PREDICT) {
+        classify_answer(r, &b);
+    } else if (r->route == ROUTE_SIMILARITY) {
+        /* TEI's: the cosine of the source's embedding with each sentence's */
+        float *cos = malloc((size_t)r->n * sizeof *cos);
+        if (!cos) b.oom = 1;
+        for (int32_t i = 1; i < r->n && cos; i++)
+            cos[i - 1] = ember_cosine(r->pooled, r->pooled + (size_t)i * D, D);
+        if (cos) sb_float_array(&b, cos, (size_t)r->n - 1);
+        free(cos);
     } else if (r->route == ROUTE_EMBED_ALL) {
         sb_putc(&b, '[');
         for (int32_t i = 0; i < r->n && !b.oom; i++) {
@@ -575,9 +850,25 @@ static const char *dtype_name(ember_dtype t) {
 
 /* GET /info: TEI's Info, plus the device and the embedding size. */
 char *api_info(const server *s, size_t *len) {
-    json_t *o = json_pack("{s:s, s:n, s:s, s:{s:{s:s}}, s:i, s:i, s:i, s:o, s:i, s:b, s:i, s:s, s:n, s:n, s:s, s:i}",
+    /* TEI's model_type: {"embedding": {pooling}}, or for a cross-encoder
+     * {"reranker" (one label) or "classifier": {id2label, label2id}} */
+    json_t *mt;
+    if (s->info.num_labels) {
+        json_t *id2label = json_object(), *label2id = json_object();
+        for (int32_t i = 0; i < s->info.num_labels; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", i);
+            json_object_set_new(id2label, key, json_string(s->info.labels[i]));
+            json_object_set_new(label2id, s->info.labels[i], json_integer(i));
+        }
+        mt = json_pack("{s:{s:o, s:o}}", s->info.num_labels == 1 ? "reranker" : "classifier", "id2label", id2label,
+                       "label2id", label2id);
+    } else {
+        mt = json_pack("{s:{s:s}}", "embedding", "pooling", ember_pooling_str(s->info.pooling));
+    }
+    json_t *o = json_pack("{s:s, s:n, s:s, s:o, s:i, s:i, s:i, s:o, s:i, s:b, s:i, s:s, s:n, s:n, s:s, s:i}",
                           "model_id", s->cfg.served_model_name, "model_sha", "model_dtype", dtype_name(s->info.dtype),
-                          "model_type", "embedding", "pooling", ember_pooling_str(s->info.pooling),
+                          "model_type", mt,
                           "max_concurrent_requests", s->cfg.max_concurrent_requests, "max_input_length",
                           s->max_input_length, "max_batch_tokens", s->max_batch_tokens, "max_batch_requests",
                           s->cfg.max_batch_requests > 0 ? json_integer(s->cfg.max_batch_requests) : json_null(),

@@ -139,6 +139,9 @@ static route_id route_of(const char *url, int post) {
         {"/tokenize", ROUTE_TOKENIZE, ROUTE_NONE},
         {"/v1/embeddings", ROUTE_OPENAI, ROUTE_NONE},
         {"/search", ROUTE_SEARCH, ROUTE_NONE},
+        {"/similarity", ROUTE_SIMILARITY, ROUTE_NONE},
+        {"/rerank", ROUTE_RERANK, ROUTE_NONE},
+        {"/predict", ROUTE_PREDICT, ROUTE_NONE},
         {"/embeddings", ROUTE_OPENAI, ROUTE_NONE},
         {"/invocations", ROUTE_EMBED, ROUTE_NONE}, /* SageMaker, as TEI */
         {"/", ROUTE_EMBED, ROUTE_HEALTH},
@@ -218,6 +221,7 @@ static void http_request_free(http_request *h) {
     free(r->pooled);
     free(r->hidden);
     free(r->entries);
+    str_list_free(&r->texts);
     free(h->rep.body);
     free(h);
 }
@@ -273,6 +277,7 @@ static enum MHD_Result begin(server *s, struct MHD_Connection *conn, const char 
     r->srv = s;
     r->conn = conn;
     r->route = route;
+    r->at_root = strcmp(url, "/") == 0 || strcmp(url, "/invocations") == 0;
     r->fd = -1;
     r->t_start = clock_now();
     *con_cls = h;

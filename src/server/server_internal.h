@@ -40,6 +40,9 @@ typedef enum {
     ROUTE_TOKENIZE,   /* POST /tokenize */
     ROUTE_OPENAI,     /* POST /v1/embeddings (also /embeddings) */
     ROUTE_SEARCH,     /* POST /search (with stored vectors) */
+    ROUTE_SIMILARITY, /* POST /similarity (also / and /invocations with its body) */
+    ROUTE_RERANK,     /* POST /rerank (also / and /invocations for a reranker) */
+    ROUTE_PREDICT,    /* POST /predict (also / and /invocations for a classifier) */
     ROUTE_INFO,       /* GET /info */
     ROUTE_HEALTH,     /* GET /health (also / and /ping) */
     ROUTE_METRICS,    /* GET /metrics */
@@ -69,6 +72,7 @@ typedef struct request {
     struct MHD_Connection *conn;
     int fd; /* the client's socket, polled for a hang-up while queued */
     route_id route;
+    int at_root;     /* POSTed to / or /invocations: the body's shape picks the route */
     int admitted;    /* counted in server.in_flight */
     int in_pipeline; /* the connection is suspended and a stage owns the request */
     int answered;
@@ -84,7 +88,9 @@ typedef struct request {
     int normalize, truncate, truncate_left, add_special, base64;
     int32_t dimensions; /* 0: the model's */
     int32_t k;          /* /search: hits per query */
-    int return_text;    /* /search: the corpus's lines too */
+    int return_text;    /* /search: the corpus's lines too; /rerank: the texts */
+    int raw_scores;     /* /rerank, /predict: the logits, not their sigmoid / softmax */
+    str_list texts;     /* /rerank with return_text: the texts */
     out_kind out;
     job_kind job;
     struct request *next_job;

@@ -8,7 +8,9 @@ compare with `ember embed` on a real model need weights/all-MiniLM-L6-v2.
 """
 import base64
 import json
+import math
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -214,6 +216,126 @@ def test_truncation():
         st, oa = srv.post("/v1/embeddings", {"input": LONG})
         assert st == 200 and max_diff(oa["data"][0]["embedding"], right[0]) < TOL
         assert json.loads(srv.request("GET", "/info")[2])["auto_truncate"] is True
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (norm(a) * norm(b))
+
+
+def test_similarity():
+    """TEI's /similarity (and / or /invocations with its body): the cosine of
+    the source's embedding with each sentence's; errors in TEI's shapes."""
+    with Server(EMBER, TINY, "--max-client-batch-size", "4") as srv:
+        src, others = TEXTS[0], TEXTS[1:4]
+        st, vecs = srv.post("/embed", {"inputs": [src] + others, "normalize": False})
+        assert st == 200
+        want = [cosine(vecs[0], v) for v in vecs[1:]]
+        body = {"inputs": {"source_sentence": src, "sentences": others}}
+        for path in ("/similarity", "/", "/invocations"):
+            st, got = srv.post(path, body)
+            assert st == 200 and isinstance(got, list) and len(got) == 3, (path, st, got)
+            assert max_diff(got, want) < 10 * TOL, (path, got, want)
+        st, got = srv.post("/similarity", {"inputs": {"source_sentence": src, "sentences": [src]}, "parameters": {}})
+        assert st == 200 and abs(got[0] - 1) < 10 * TOL, got
+        st, got = srv.post("/", {"inputs": src})  # / with a string is still /embed
+        assert st == 200 and len(got) == 1 and len(got[0]) == 64
+        long_body = {"inputs": {"source_sentence": src, "sentences": [LONG]}}
+        expect_error(srv, "/similarity", long_body, 422, "validation", "must have less than 64 tokens")
+        st, got = srv.post("/similarity", dict(long_body, parameters={"truncate": True}))
+        assert st == 200 and len(got) == 1, (st, got)
+        st, left = srv.post("/similarity", dict(long_body, parameters={"truncate": True, "truncation_direction": "left"}))
+        assert st == 200 and len(left) == 1, (st, left)
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": src, "sentences": []}}, 400, "empty",
+                     "`inputs.sentences` cannot be empty")
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": src, "sentences": ["a"] * 4}}, 422,
+                     "validation", "batch size 5 > maximum allowed batch size 4")
+        for bad in ({}, {"inputs": src}, {"inputs": {"sentences": ["a"]}}, {"inputs": {"source_sentence": src}},
+                    {"inputs": {"source_sentence": 3, "sentences": ["a"]}}):
+            expect_error(srv, "/similarity", bad, 422, "validation", "`inputs` must be")
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": src, "sentences": ["a", 7]}}, 422,
+                     "validation", "`inputs.sentences[1]` must be a string")
+        expect_error(srv, "/similarity", {"inputs": {"source_sentence": "", "sentences": ["a"]}}, 422,
+                     "validation", "cannot be empty")
+        expect_error(srv, "/similarity", dict(body, parameters=[1]), 422, "validation", "`parameters` must be")
+        expect_error(srv, "/similarity", dict(body, parameters={"truncation_direction": "up"}), 422, "validation",
+                     "truncation_direction")
+        expect_error(srv, "/embed", body, 422, "validation")  # only / and /invocations look at the body
+        assert srv.request("GET", "/similarity")[0] == 405
+
+
+CE = os.path.join(os.path.dirname(TINY), "tiny-cross-encoder")
+CE3 = CE + "-3"
+CE_REF = CE + "-ref"
+
+
+def ref_npy(name):
+    """A float32 .npy of tools/make_tiny_cross_encoder.py, as a list of rows."""
+    with open(os.path.join(CE_REF, name), "rb") as f:
+        b = f.read()
+    hl = struct.unpack("<H", b[8:10])[0]
+    shape = eval(re.search(r"'shape': (\([^)]*\))", b[10:10 + hl].decode()).group(1))
+    v = struct.unpack(f"<{shape[0] * shape[1]}f", b[10 + hl:])
+    return [list(v[i * shape[1]:(i + 1) * shape[1]]) for i in range(shape[0])]
+
+
+def test_rerank_and_predict():
+    """TEI's /rerank and /predict on the tiny cross-encoders, against
+    transformers' logits (tools/make_tiny_cross_encoder.py): TEI's sigmoid /
+    softmax, best first, / by the model's kind, /info's model_type, errors."""
+    with open(os.path.join(CE_REF, "pairs.json")) as f:
+        pairs = json.load(f)
+    logits1, logits3, single3 = ref_npy("logits1.npy"), ref_npy("logits3.npy"), ref_npy("single3.npy")
+    sig = lambda x: 1 / (1 + math.exp(-x))
+    with Server(EMBER, CE, "--max-client-batch-size", "8") as srv:
+        q = pairs[0][0]
+        texts = [p[1] for p in pairs[:2]]  # the first query's pairs in the references
+        for path in ("/rerank", "/", "/invocations"):
+            st, got = srv.post(path, {"query": q, "texts": texts, "return_text": path == "/rerank"})
+            assert st == 200 and len(got) == 2, (path, st, got)
+            assert got[0]["score"] >= got[1]["score"], got
+            for r in got:
+                assert abs(r["score"] - sig(logits1[r["index"]][0])) < 1e-5, (r, logits1)
+                assert ("text" in r) == (path == "/rerank") and r.get("text", texts[r["index"]]) == texts[r["index"]]
+        st, raw = srv.post("/rerank", {"query": q, "texts": texts, "raw_scores": True})
+        assert st == 200 and all(abs(r["score"] - logits1[r["index"]][0]) < 2e-5 for r in raw), raw
+        st, lng = srv.post("/rerank", {"query": pairs[6][0], "texts": [pairs[6][1]], "raw_scores": True,
+                                       "truncate": True})
+        assert st == 200 and abs(lng[0]["score"] - logits1[6][0]) < 2e-5, (lng, logits1[6])  # cut longest first
+        expect_error(srv, "/rerank", {"query": pairs[6][0], "texts": [pairs[6][1]]}, 422, "validation",
+                     "`texts` must have less than 64 tokens")  # TEI's default: --auto-truncate off
+        st, one = srv.post("/predict", {"inputs": pairs[0]})
+        assert st == 200 and one[0]["label"] == "LABEL_0" and abs(one[0]["score"] - sig(logits1[0][0])) < 1e-5, one
+        expect_error(srv, "/rerank", {"query": q, "texts": []}, 400, "empty", "`texts` cannot be empty")
+        expect_error(srv, "/rerank", {"query": q, "texts": ["a"] * 9}, 422, "validation", "batch size 9")
+        expect_error(srv, "/rerank", {"texts": ["a"]}, 422, "validation", "`query` must be a string")
+        expect_error(srv, "/rerank", {"query": q, "texts": ["a", 1]}, 422, "validation", "`texts[1]` must be a string")
+        expect_error(srv, "/rerank", {"query": q, "texts": ["a"], "raw_scores": "yes"}, 422, "validation", "raw_scores")
+        for path, body in (("/embed", {"inputs": "a"}), ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"]}})):
+            expect_error(srv, path, body, 424, "backend", "model is not an embedding model")
+        st, info = srv.post("/tokenize", {"inputs": "a"})
+        assert st == 200
+        info = json.loads(srv.request("GET", "/info")[2])
+        assert info["model_type"] == {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}, info
+    with Server(EMBER, CE3) as srv:
+        labels = ["contradiction", "entailment", "neutral"]
+        st, got = srv.post("/predict", {"inputs": [pairs[0], [pairs[1][0]]]})  # a pair and a single text
+        assert st == 200 and len(got) == 2, got
+        for preds, lg in ((got[0], logits3[0]), (got[1], single3[1])):
+            z = sum(math.exp(x) for x in lg)
+            want = {labels[j]: math.exp(lg[j]) / z for j in range(3)}
+            assert [p["score"] for p in preds] == sorted((p["score"] for p in preds), reverse=True), preds
+            assert all(abs(p["score"] - want[p["label"]]) < 1e-5 for p in preds), (preds, want)
+        for path in ("/predict", "/"):
+            st, raw = srv.post(path, {"inputs": pairs[2][0], "raw_scores": True})
+            assert st == 200 and all(abs(p["score"] - single3[2][labels.index(p["label"])]) < 2e-5 for p in raw), raw
+        expect_error(srv, "/rerank", {"query": "q", "texts": ["a"]}, 424, "backend", "model is not a re-ranker model")
+        for bad in ([], ["a", "b", "c"], [["a", "b", "c"]], [1], {"a": 1}):
+            expect_error(srv, "/predict", {"inputs": bad}, 400 if bad == [] else 422, "empty" if bad == [] else "validation")
+        info = json.loads(srv.request("GET", "/info")[2])
+        assert info["model_type"]["classifier"]["id2label"] == {"0": "contradiction", "1": "entailment", "2": "neutral"}
+    with Server(EMBER, TINY) as srv:
+        expect_error(srv, "/rerank", {"query": "q", "texts": ["a"]}, 424, "backend", "model is not a re-ranker model")
+        expect_error(srv, "/predict", {"inputs": "a"}, 424, "backend", "model is not a classifier model")
 
 
 def test_openai_shapes():
@@ -627,6 +749,8 @@ TESTS = [
     test_embed_all,
     test_tokenize,
     test_truncation,
+    test_similarity,
+    test_rerank_and_predict,
     test_openai_shapes,
     test_bad_input,
     test_many_inputs_in_one_request,
