@@ -205,6 +205,10 @@ typedef struct {
     const char *modules;      /* the sentence-transformers modules run after the Transformer, in
                                  order: "Pooling(mean) Dense(768->256, Tanh) Normalize"; "" for a
                                  plain BERT directory (CLS pooling) */
+    const char *prompts;      /* config_sentence_transformers.json's prompt names, ", "-separated
+                                 ("" when none) */
+    const char *default_prompt_name; /* NULL when none */
+    int32_t include_prompt;   /* 0: a prompt's tokens are left out of pooling */
 } ember_model_info;
 
 EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
@@ -270,6 +274,17 @@ typedef struct {
     int32_t truncate;          /* 1 (default): cut over-long texts to max_length;
                                   0: an over-long text is an error */
     int32_t truncate_left;     /* cut from the start instead of the end */
+    /* A prompt put before every text, as sentence-transformers' encode(prompt=,
+     * prompt_name=) does: the strings are joined, then tokenized. `prompt` is the
+     * text itself and wins over `prompt_name`; "" is no prompt. `prompt_name` names
+     * one of config_sentence_transformers.json's prompts (an unknown name is
+     * EMBER_ERR_INVALID_ARGUMENT naming it and the model's prompts). Both NULL (the
+     * default): the model's default_prompt_name, when it has one. When the model's
+     * Pooling says include_prompt false, the prompt's tokens ([CLS] with them) are
+     * left out of pooling. ember_encode only: ember_encode_tokens and
+     * ember_encode_sequences ignore these. */
+    const char *prompt_name;
+    const char *prompt;
 } ember_encode_params;
 
 EMBER_API ember_encode_params ember_encode_default_params(void);

@@ -155,6 +155,8 @@ void ember_model_free(ember_model *m) {
     free(m->cu_seqlens);
     free(m->seq_tokens);
     free(m->post_buf);
+    free(m->pool_hidden);
+    free(m->prompt_buf);
     if (m->lock_ready) pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -186,6 +188,9 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->batch_invariant = m->be->batch_invariant && m->files.n_post == 0;
     info->hidden_size = c->C;
     info->modules = m->files.modules;
+    info->prompts = m->files.prompt_list;
+    info->default_prompt_name = m->files.default_prompt_name;
+    info->include_prompt = m->files.include_prompt;
     return EMBER_OK;
 }
 
@@ -299,15 +304,30 @@ static void batch_append(ember_model *m, const int32_t *ids, const int32_t *type
  * budget is full; *taken is how many texts went in (>= 1 unless an error).
  */
 static ember_status fill_batch(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t first,
-                               int32_t n, const ember_encode_params *p, ember_text_stats *stats, int32_t *taken) {
+                               int32_t n, const ember_encode_params *p, const char *prompt, ember_text_stats *stats,
+                               int32_t *taken) {
     batch_reset(m);
+    const size_t plen = prompt ? strlen(prompt) : 0;
     for (int32_t i = first; i < n; i++) {
         if (!texts[i]) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
         int32_t cnt;
         ember_text_stats ts;
-        ember_status st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, texts[i],
-                                         text_len(texts[i], lens ? lens[i] : -1), NULL, 0, 1, 1, p->truncate_left,
-                                         m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
+        const char *text = texts[i];
+        size_t len = text_len(texts[i], lens ? lens[i] : -1);
+        if (plen) { /* sentence-transformers joins the strings, then tokenizes */
+            if (plen + len > m->prompt_cap) {
+                char *nb = realloc(m->prompt_buf, plen + len);
+                if (!nb) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for text %d and its prompt", i);
+                m->prompt_buf = nb;
+                m->prompt_cap = plen + len;
+            }
+            memcpy(m->prompt_buf, prompt, plen);
+            memcpy(m->prompt_buf + plen, text, len);
+            text = m->prompt_buf;
+            len += plen;
+        }
+        ember_status st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, text, len, NULL, 0, 1, 1,
+                                         p->truncate_left, m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
         if (st) return st;
         if (!p->truncate && ts.truncated)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
@@ -331,9 +351,36 @@ static packed_batch current_batch(const ember_model *m) {
  * the host whichever the backend, so that the CPU and CUDA paths share them;
  * `normalize` is the final L2 normalisation.
  */
+/*
+ * Pool on the host, leaving out each sequence's first `skip` tokens: what
+ * sentence-transformers' Pooling does with include_prompt false (it zeroes
+ * them in the attention mask). A sequence with no token left pools to zeros
+ * (its mean divides by the clamped 1e-9).
+ */
+static ember_status forward_skipping(ember_model *m, const packed_batch *b, float *pooled, ember_pooling pooling,
+                                     int normalize, int32_t skip) {
+    const int32_t C = m->files.cfg.C;
+    if (!m->pool_hidden && !(m->pool_hidden = malloc((size_t)m->max_tokens * C * sizeof *m->pool_hidden)))
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %d hidden states", m->max_tokens);
+    ember_status st = m->be->forward(m->be, b, m->pool_hidden, NULL, EMBER_POOLING_CLS, 0);
+    if (st) return st;
+    for (int32_t s = 0; s < b->S; s++) {
+        int32_t start = b->cu_seqlens[s] + skip, n = b->cu_seqlens[s + 1] - start;
+        if (n <= 0) {
+            memset(pooled + (size_t)s * C, 0, (size_t)C * sizeof *pooled);
+            continue;
+        }
+        const int32_t cu[2] = {0, n};
+        pool_cpu(pooled + (size_t)s * C, m->pool_hidden + (size_t)start * C, cu, 1, C, pooling, normalize,
+                 cpu_kernels_best());
+    }
+    return EMBER_OK;
+}
+
 static ember_status run_forward(ember_model *m, const packed_batch *b, float *hidden, float *pooled,
-                                ember_pooling pooling, int normalize) {
+                                ember_pooling pooling, int normalize, int32_t skip) {
     const model_files *mf = &m->files;
+    if (skip > 0 && pooled && !hidden && mf->n_post == 0) return forward_skipping(m, b, pooled, pooling, normalize, skip);
     if (!pooled || mf->n_post == 0) return m->be->forward(m->be, b, hidden, pooled, pooling, normalize);
     int32_t widest = mf->cfg.C;
     for (int32_t i = 0; i < mf->n_post; i++)
@@ -346,7 +393,8 @@ static ember_status run_forward(ember_model *m, const packed_batch *b, float *hi
         m->post_cap = 2 * half;
     }
     float *cur = m->post_buf, *next = m->post_buf + half;
-    ember_status st = m->be->forward(m->be, b, hidden, cur, pooling, 0);
+    ember_status st = skip > 0 && !hidden ? forward_skipping(m, b, cur, pooling, 0, skip)
+                                          : m->be->forward(m->be, b, hidden, cur, pooling, 0);
     if (st) return st;
     int32_t width = mf->cfg.C;
     for (int32_t i = 0; i < mf->n_post; i++) {
@@ -383,6 +431,25 @@ static ember_status check_encode_args(const ember_model *m, const char *const *t
     return EMBER_OK;
 }
 
+/* The prompt text params ask for ("" for none), or an error naming an unknown prompt name. */
+static ember_status resolve_prompt(const ember_model *m, const ember_encode_params *p, const char **prompt) {
+    const model_files *mf = &m->files;
+    *prompt = "";
+    if (p->prompt) {
+        *prompt = p->prompt;
+        return EMBER_OK;
+    }
+    const char *name = p->prompt_name ? p->prompt_name : mf->default_prompt_name;
+    if (!name) return EMBER_OK;
+    const char *text = model_files_prompt(mf, name);
+    if (!text)
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown prompt name '%s': %s%s", name,
+                          mf->n_prompts ? "the model's prompts are " : "the model declares no prompts",
+                          mf->n_prompts ? mf->prompt_list : " (config_sentence_transformers.json)");
+    *prompt = text;
+    return EMBER_OK;
+}
+
 ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t n,
                           const ember_encode_params *params, float *out, ember_text_stats *stats) {
     ember_encode_params p = params ? *params : ember_encode_default_params();
@@ -392,14 +459,24 @@ ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdif
     ember_pooling pooling;
     int normalize;
     resolve_output(m, &p, &pooling, &normalize);
+    const char *prompt;
+    if ((st = resolve_prompt(m, &p, &prompt))) return st;
     const int32_t D = m->files.out_dim;
     pthread_mutex_lock(&m->lock);
+    int32_t skip = 0;
+    if (prompt[0] && !m->files.include_prompt) {
+        /* sentence-transformers counts the prompt's tokens as the prompt alone
+         * tokenizes, [CLS] included and the final [SEP] not */
+        st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, prompt, strlen(prompt), NULL, 0, 1, 1, 0,
+                            m->max_length, m->seq_tokens, m->max_tokens, &skip, NULL);
+        if (!st && skip > 0 && m->seq_tokens[skip - 1].special) skip--;
+    }
     for (int32_t i = 0; i < n && !st;) {
         int32_t taken;
-        st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
+        st = fill_batch(m, texts, lens, i, n, &p, prompt, stats, &taken);
         if (st) break;
         packed_batch b = current_batch(m);
-        st = run_forward(m, &b, NULL, out + (size_t)i * D, pooling, normalize);
+        st = run_forward(m, &b, NULL, out + (size_t)i * D, pooling, normalize, skip);
         i += taken;
     }
     pthread_mutex_unlock(&m->lock);
@@ -433,7 +510,7 @@ ember_status ember_encode_tokens(ember_model *m, const char *const *texts, const
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
         int32_t taken;
-        st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
+        st = fill_batch(m, texts, lens, i, n, &p, NULL, stats, &taken);
         if (st) break;
         size_t need = (size_t)e->n_tokens + (size_t)m->batch_T;
         if (need > cap) {
@@ -519,7 +596,7 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
         }
         packed_batch b = current_batch(m);
         st = run_forward(m, &b, hidden ? hidden + hidden_row * C : NULL, pooled ? pooled + (size_t)first * D : NULL,
-                         pooling, normalize);
+                         pooling, normalize, 0);
         hidden_row += (size_t)m->batch_T;
     }
     pthread_mutex_unlock(&m->lock);

@@ -27,6 +27,9 @@ struct ember_model {
     int32_t batch_T, batch_S, max_seqlen;
     float *post_buf; /* two (S, widest) buffers for the modules after pooling */
     size_t post_cap; /* floats */
+    float *pool_hidden; /* (max_tokens, C): hidden states pooled on the host, when a prompt is left out */
+    char *prompt_buf;   /* prompt + text, joined */
+    size_t prompt_cap;
 };
 
 /* Tokenize text (and pair) into out[capacity] with the model's template;

@@ -107,9 +107,19 @@ typedef struct {
     int32_t out_dim;         /* the pooled vector's width after them (C when none) */
     char modules[512];       /* what modules.json runs after the Transformer, as ember runs it:
                                 "Pooling(mean) Dense(64->48, Tanh) Normalize"; "" for none */
+    int include_prompt;      /* Pooling's include_prompt (default 1); 0: a prompt's tokens are left
+                                out of pooling */
+    /* config_sentence_transformers.json: prompts (name -> text, in the file's order) and
+     * default_prompt_name (NULL: none) */
+    char **prompt_names, **prompt_texts;
+    int32_t n_prompts;
+    char *default_prompt_name;
+    char prompt_list[512];   /* the names, ", "-separated, for messages and ember_model_info */
 } model_files;
 
 ember_status model_files_open(model_files *mf, const char *dir);
+/* The text of the prompt `name` (NULL: none of that name). */
+const char *model_files_prompt(const model_files *mf, const char *name);
 void model_files_close(model_files *mf);
 
 /* config.json alone (also used by tests on broken files). */
