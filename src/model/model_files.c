@@ -315,6 +315,7 @@ static int64_t count_non_finite(const st_tensor *t, int64_t *first) {
 }
 
 static void warn_non_finite(const model_files *mf, const st_tensor *t) {
+    if (!t) return; /* a tensor the architecture lacks (MPNet's token types) */
     int64_t first;
     int64_t n = count_non_finite(t, &first);
     if (n > 0)
