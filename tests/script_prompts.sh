@@ -105,6 +105,9 @@ a=$("$EMBER" search -m $X -c "$tmp/corpus.txt" -q "brown fox" --json --prompt ""
 b=$("$EMBER" search -m $X -c "$tmp/corpus.txt" -q "brown fox" --json --prompt-name query 2>&1)
 [ -n "$a" ] && [ "$a" != "$b" ] && ok "search: the query's prompt changes its scores" || fail "search: same scores with and without a prompt: $a"
 expect "search --help shows --prompt" 0 "--prompt TEXT" -- "$EMBER" search --help
+expect "info lists the prompts and the default" 0 "^prompts +document, empty, passage, query \(default query\)" -- \
+  "$EMBER" info -m $M
+expect "info says include_prompt false" 0 "left out of pooling" -- "$EMBER" info -m $X
 expect "serve --help shows --default-prompt-name" 0 "--default-prompt-name" -- "$EMBER" serve --help
 
 echo "$fails failed"
