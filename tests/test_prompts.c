@@ -1,6 +1,6 @@
 /* Prompts (config_sentence_transformers.json's prompts and default_prompt_name,
  * ember_encode_params.prompt / prompt_name) and Pooling's include_prompt: the
- * two tiny models of tools/make_tiny_st_prompts.py against sentence-transformers'
+ * tiny models of tools/make_tiny_st_prompts.py against sentence-transformers'
  * own encode(), case by case, and the errors. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +75,11 @@ Test(prompts, include_prompt_true_matches_sentence_transformers) {
 
 Test(prompts, include_prompt_false_matches_sentence_transformers) {
     check_model("tiny-st-prompts-exclude");
+}
+
+Test(prompts, include_prompt_false_with_cls_pooling_matches_sentence_transformers) {
+    /* the vector is the first token after the prompt's */
+    check_model("tiny-st-prompts-cls");
 }
 
 Test(prompts, the_cases_differ) {

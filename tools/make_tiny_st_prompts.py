@@ -10,6 +10,8 @@ prompts {"query": "query: ", "passage": "passage: ", "empty": ""}:
   tests/data/tiny-st-prompts/          include_prompt true, default_prompt_name "query"
   tests/data/tiny-st-prompts-exclude/  include_prompt false (the prompt's tokens, [CLS]
                                        with them, left out of the mean), no default prompt
+  tests/data/tiny-st-prompts-cls/      include_prompt false with CLS pooling: the vector is
+                                       the first token after the prompt
 And tests/data/tiny-st-prompts-ref/:
   texts.json    the texts and, per case, the encode() arguments
   <dir>.<case>.npy   model.encode(texts, **args): (n, 64) float32, for each case below
@@ -48,9 +50,9 @@ CASES = {
 }
 
 
-def build(out: Path, include_prompt: bool, default_prompt_name):
+def build(out: Path, include_prompt: bool, default_prompt_name, pooling_mode="mean"):
     transformer = Transformer(str(TINY), max_seq_length=64)
-    pooling = Pooling(64, pooling_mode="mean", include_prompt=include_prompt)
+    pooling = Pooling(64, pooling_mode=pooling_mode, include_prompt=include_prompt)
     model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu",
                                 prompts=PROMPTS, default_prompt_name=default_prompt_name).eval()
     if out.exists():
@@ -72,6 +74,7 @@ def main():
     REF.mkdir(parents=True, exist_ok=True)
     build(ROOT / "tests/data/tiny-st-prompts", True, "query")
     build(ROOT / "tests/data/tiny-st-prompts-exclude", False, None)
+    build(ROOT / "tests/data/tiny-st-prompts-cls", False, None, "cls")
     (REF / "texts.json").write_text(json.dumps({
         "texts": TEXTS, "prompts": PROMPTS, "cases": CASES,
         "sentence_transformers": sentence_transformers.__version__,
