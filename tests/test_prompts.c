@@ -127,3 +127,43 @@ Test(prompts, unknown_name_is_an_error_listing_the_prompts) {
     cr_assert(strstr(ember_last_error(), "no prompts"), "%s", ember_last_error());
     ember_model_free(m);
 }
+
+/* tiny-st-prompts with its config_sentence_transformers.json (or 1_Pooling/config.json)
+ * replaced: the status of loading it and the message. */
+static ember_status load_with(const char *file, const char *content, char *msg, size_t cap) {
+    char *dir = copy_dir(SRC_PATH("tests/data/tiny-st-prompts"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    write_file(path, content);
+    ember_model *m = NULL;
+    ember_model_params mp = ember_model_default_params();
+    ember_status st = ember_model_load(dir, &mp, &m);
+    snprintf(msg, cap, "%s", st ? ember_last_error() : "");
+    ember_model_free(m);
+    remove_dir(dir);
+    return st;
+}
+
+Test(prompts, broken_prompt_configs_are_named) {
+    char msg[1024];
+    static const struct {
+        const char *file, *content, *says;
+    } cases[] = {
+        {"config_sentence_transformers.json", "{\"prompts\": {\"q\": \"q: \"}, \"default_prompt_name\": \"query\"}",
+         "default_prompt_name 'query' is not among the prompts (q)"},
+        {"config_sentence_transformers.json", "{\"prompts\": [\"q: \"]}", "prompts must be an object"},
+        {"config_sentence_transformers.json", "{\"prompts\": {\"q\": 3}}", "prompt 'q' is not a string"},
+        {"config_sentence_transformers.json", "{\"prompts\": {}, \"default_prompt_name\": 3}",
+         "default_prompt_name must be a string or null"},
+        {"1_Pooling/config.json", "{\"pooling_mode\": \"mean\", \"include_prompt\": \"no\"}",
+         "include_prompt must be true or false"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_eq(load_with(cases[i].file, cases[i].content, msg, sizeof msg), EMBER_ERR_FORMAT, "case %zu", i);
+        cr_assert(strstr(msg, cases[i].says) && strstr(msg, cases[i].file), "case %zu: %s", i, msg);
+    }
+    /* null prompts and default: no prompts, as sentence-transformers reads them */
+    cr_assert_eq(load_with("config_sentence_transformers.json", "{\"prompts\": null, \"default_prompt_name\": null}",
+                           msg, sizeof msg),
+                 EMBER_OK, "%s", msg);
+}
