@@ -185,6 +185,8 @@ class Model:
 
     def _encode_pooled(self, texts, batch_size, precision, pooling, normalize, bar, prompt_name=None, prompt=None):
         n, dim = len(texts), self._info["dim"]
+        if n == 0:  # the library still checks the options (an unknown prompt name)
+            self._model.encode([], np.empty((0, dim), dtype=np.float32), 0, pooling, normalize, prompt_name, prompt)
         if precision == "float32":
             out = np.empty((n, dim), dtype=np.float32)
             for i in range(0, n, batch_size):

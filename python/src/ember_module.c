@@ -338,6 +338,10 @@ static PyObject *Model_encode(ModelObject *self, PyObject *args, PyObject *kwds)
             st = ember_encode(self->model, t.ptr, t.len, (int32_t)t.n, &ep, out.buf, NULL);
             if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
             Py_END_ALLOW_THREADS
+        } else { /* no texts: the prompt asked for is still checked */
+            const char *text;
+            st = ember_resolve_prompt(self->model, ep.prompt_name, ep.prompt, &text, NULL);
+            if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
         }
         if (st != EMBER_OK) raise_status(st, message, 0);
         else result = Py_NewRef(Py_None);

@@ -52,7 +52,17 @@ def test_prompt_errors():
     m = ember.Model(str(DATA / "tiny-st-prompts"), device="cpu", threads=1)
     with pytest.raises(ValueError, match=r"unknown prompt name 'quary'.*document, empty, passage, query"):
         m.encode(["a"], prompt_name="quary")
+    with pytest.raises(ValueError, match="'quary'"):
+        m.encode([], prompt_name="quary")  # no texts: still checked
     with pytest.raises(TypeError, match="prompt_name must be a str"):
         m.encode(["a"], prompt_name=3)
     with pytest.raises(ValueError, match="token_embeddings"):
         m.encode(["a"], prompt_name="query", output_value="token_embeddings")
+
+
+def test_ray_and_spark_embedder_take_the_prompt():
+    from ember.ray import Embedder
+    e = Embedder(str(DATA / "tiny-st-prompts-exclude"), prompt_name="passage", threads=1)
+    close(np.asarray(e.embed(np.array(TEXTS, dtype=object))), "tiny-st-prompts-exclude", "passage")
+    with pytest.raises(ValueError, match="'quary'"):
+        Embedder(str(DATA / "tiny-st-prompts"), prompt_name="quary", threads=1)
