@@ -343,8 +343,8 @@ static ember_status fill_batch(ember_model *m, const char *const *texts, const p
         size_t len = text_len(texts[i], lens ? lens[i] : -1);
         ember_status st = join_prompt(&m->prompt_buf, &m->prompt_cap, prompt, &text, &len);
         if (st) return st;
-        st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, text, len, NULL, 0, 1, 1,
-                                         p->truncate_left, m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
+        st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, text, len, NULL, 0, 1, 1, p->truncate_left,
+                            m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
         if (st) return st;
         if (!p->truncate && ts.truncated)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
@@ -363,23 +363,20 @@ static packed_batch current_batch(const ember_model *m) {
 }
 
 /*
- * One forward pass of the packed batch. Pooled vectors then go through the
- * modules after pooling (sentence-transformers' Dense and Normalize), here on
- * the host whichever the backend, so that the CPU and CUDA paths share them;
- * `normalize` is the final L2 normalisation.
+ * The hidden states (into `hidden`, or the model's own buffer when NULL),
+ * then pooled on the host leaving out each sequence's first m->pool_skip
+ * tokens: what sentence-transformers' Pooling does with include_prompt false
+ * (it zeroes them in the attention mask). A sequence with no token left pools
+ * to zeros (its mean divides by the clamped 1e-9).
  */
-/*
- * Pool on the host, leaving out each sequence's first m->pool_skip tokens: what
- * sentence-transformers' Pooling does with include_prompt false (it zeroes
- * them in the attention mask). A sequence with no token left pools to zeros
- * (its mean divides by the clamped 1e-9).
- */
-static ember_status forward_skipping(ember_model *m, const packed_batch *b, float *pooled, ember_pooling pooling,
-                                     int normalize) {
+static ember_status forward_skipping(ember_model *m, const packed_batch *b, float *hidden, float *pooled,
+                                     ember_pooling pooling, int normalize) {
     const int32_t C = m->files.cfg.C;
-    if (!m->pool_hidden && !(m->pool_hidden = malloc((size_t)m->max_tokens * C * sizeof *m->pool_hidden)))
+    if (!hidden && !m->pool_hidden &&
+        !(m->pool_hidden = malloc((size_t)m->max_tokens * C * sizeof *m->pool_hidden)))
         return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %d hidden states", m->max_tokens);
-    ember_status st = m->be->forward(m->be, b, m->pool_hidden, NULL, EMBER_POOLING_CLS, 0);
+    const float *h = hidden ? hidden : m->pool_hidden;
+    ember_status st = m->be->forward(m->be, b, hidden ? hidden : m->pool_hidden, NULL, EMBER_POOLING_CLS, 0);
     if (st) return st;
     for (int32_t s = 0; s < b->S; s++) {
         int32_t start = b->cu_seqlens[s] + m->pool_skip[s], n = b->cu_seqlens[s + 1] - start;
@@ -388,17 +385,22 @@ static ember_status forward_skipping(ember_model *m, const packed_batch *b, floa
             continue;
         }
         const int32_t cu[2] = {0, n};
-        pool_cpu(pooled + (size_t)s * C, m->pool_hidden + (size_t)start * C, cu, 1, C, pooling, normalize,
-                 cpu_kernels_best());
+        pool_cpu(pooled + (size_t)s * C, h + (size_t)start * C, cu, 1, C, pooling, normalize, cpu_kernels_best());
     }
     return EMBER_OK;
 }
 
+/*
+ * One forward pass of the packed batch. Pooled vectors then go through the
+ * modules after pooling (sentence-transformers' Dense and Normalize), here on
+ * the host whichever the backend, so that the CPU and CUDA paths share them;
+ * `normalize` is the final L2 normalisation.
+ */
 static ember_status run_forward(ember_model *m, const packed_batch *b, float *hidden, float *pooled,
                                 ember_pooling pooling, int normalize) {
     const model_files *mf = &m->files;
-    const int skips = m->batch_skips && !hidden; /* (with hidden wanted too, the backend pools) */
-    if (skips && pooled && mf->n_post == 0) return forward_skipping(m, b, pooled, pooling, normalize);
+    const int skips = m->batch_skips && pooled;
+    if (skips && mf->n_post == 0) return forward_skipping(m, b, hidden, pooled, pooling, normalize);
     if (!pooled || mf->n_post == 0) return m->be->forward(m->be, b, hidden, pooled, pooling, normalize);
     int32_t widest = mf->cfg.C;
     for (int32_t i = 0; i < mf->n_post; i++)
@@ -411,7 +413,8 @@ static ember_status run_forward(ember_model *m, const packed_batch *b, float *hi
         m->post_cap = 2 * half;
     }
     float *cur = m->post_buf, *next = m->post_buf + half;
-    ember_status st = skips ? forward_skipping(m, b, cur, pooling, 0) : m->be->forward(m->be, b, hidden, cur, pooling, 0);
+    ember_status st =
+        skips ? forward_skipping(m, b, hidden, cur, pooling, 0) : m->be->forward(m->be, b, hidden, cur, pooling, 0);
     if (st) return st;
     int32_t width = mf->cfg.C;
     for (int32_t i = 0; i < mf->n_post; i++) {
@@ -582,6 +585,9 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
     for (int32_t i = 0; i < n; i++) {
         if (seqs[i].n < 1 || !seqs[i].ids)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d is empty", i);
+        if (seqs[i].pool_skip < 0)
+            return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d: pool_skip %d is negative", i,
+                              seqs[i].pool_skip);
         if (seqs[i].n > m->max_length && !p.truncate)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
                               "sequence %d has %d tokens, over the model's maximum of %d (truncation is off)", i,

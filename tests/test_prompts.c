@@ -167,3 +167,46 @@ Test(prompts, broken_prompt_configs_are_named) {
                            msg, sizeof msg),
                  EMBER_OK, "%s", msg);
 }
+
+Test(prompts, tokens_made_elsewhere_with_pool_skip) {
+    /* what the server and ember embed do: ember_tokenize with the prompt, then
+     * ember_encode_sequences with the prompt's pool_skip (pooled and hidden asked for together) */
+    ember_model *m = load_model(SRC_PATH("tests/data/tiny-st-prompts-exclude"));
+    int32_t n;
+    char **texts = ref_texts(&n);
+    int64_t rows, cols;
+    float *ref = npy_read(REF "/tiny-st-prompts-exclude.query.npy", &rows, &cols);
+    const char *prompt;
+    int32_t skip = -1;
+    cr_assert_eq(ember_resolve_prompt(m, "query", NULL, &prompt, &skip), EMBER_OK, "%s", ember_last_error());
+    cr_assert_str_eq(prompt, "query: ");
+    ember_token tok[64];
+    int32_t cnt, ids[64];
+    cr_assert_eq(ember_tokenize(m, prompt, -1, NULL, 0, NULL, tok, 64, &cnt, NULL), EMBER_OK);
+    cr_assert(cnt > 2 && tok[cnt - 1].special, "[CLS] query: [SEP]");
+    cr_assert_eq(skip, cnt - 1, "[CLS] and the prompt's pieces, not [SEP]: %d, got %d", cnt - 1, skip);
+    ember_tokenize_params tp = ember_tokenize_default_params();
+    tp.prompt = prompt;
+    cr_assert_eq(ember_tokenize(m, texts[0], -1, NULL, 0, &tp, tok, 64, &cnt, NULL), EMBER_OK);
+    for (int32_t k = 0; k < cnt; k++) ids[k] = tok[k].id;
+    ember_sequence seq = {ids, NULL, cnt, skip};
+    float pooled[64], *hidden = malloc((size_t)cnt * 64 * sizeof *hidden);
+    cr_assert_eq(ember_encode_sequences(m, &seq, 1, NULL, pooled, hidden), EMBER_OK, "%s", ember_last_error());
+    cr_assert(ember_cosine(pooled, ref, 64) >= 0.99999, "cosine %.8f", (double)ember_cosine(pooled, ref, 64));
+    cr_assert_eq(ember_encode_sequences(m, &seq, 1, NULL, pooled, NULL), EMBER_OK);
+    cr_assert(ember_cosine(pooled, ref, 64) >= 0.99999);
+    seq.pool_skip = -1;
+    cr_assert_eq(ember_encode_sequences(m, &seq, 1, NULL, pooled, NULL), EMBER_ERR_INVALID_ARGUMENT);
+    cr_assert(strstr(ember_last_error(), "pool_skip"), "%s", ember_last_error());
+    /* the model includes the prompt: nothing to leave out */
+    ember_model *inc = load_model(SRC_PATH("tests/data/tiny-st-prompts"));
+    cr_assert_eq(ember_resolve_prompt(inc, NULL, NULL, &prompt, &skip), EMBER_OK);
+    cr_assert_str_eq(prompt, "query: ", "the model's default_prompt_name");
+    cr_assert_eq(skip, 0);
+    ember_model_free(inc);
+    free(hidden);
+    free(ref);
+    for (int32_t i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    ember_model_free(m);
+}
