@@ -209,6 +209,10 @@ typedef struct {
                                  BertForSequenceClassification): its classes, and dim == num_labels
                                  (ember_encode writes the logits); 0 for an encoder */
     const char *const *labels; /* num_labels names, config.json's id2label; NULL for an encoder */
+    const char *prompts;      /* config_sentence_transformers.json's prompt names, ", "-separated
+                                 ("" when none) */
+    const char *default_prompt_name; /* NULL when none */
+    int32_t include_prompt;   /* 0: a prompt's tokens are left out of pooling */
 } ember_model_info;
 
 EMBER_API ember_status ember_model_get_info(const ember_model *model, ember_model_info *info);
@@ -236,6 +240,8 @@ typedef struct {
     int32_t max_length;         /* 0: the model's */
     int32_t pad_to;             /* pad with [PAD] (mask 0) up to this many tokens; 0: none */
     int32_t truncate_left;      /* cut tokens from the start instead of the end */
+    const char *prompt;         /* NULL or text joined before `text` (not the pair) before
+                                   tokenizing; offsets are then in the joined string */
 } ember_tokenize_params;
 
 EMBER_API ember_tokenize_params ember_tokenize_default_params(void);
@@ -274,6 +280,18 @@ typedef struct {
     int32_t truncate;          /* 1 (default): cut over-long texts to max_length;
                                   0: an over-long text is an error */
     int32_t truncate_left;     /* cut from the start instead of the end */
+    /* A prompt put before every text, as sentence-transformers' encode(prompt=,
+     * prompt_name=) does: the strings are joined, then tokenized. `prompt` is the
+     * text itself and wins over `prompt_name`; "" is no prompt. `prompt_name` names
+     * one of config_sentence_transformers.json's prompts (an unknown name is
+     * EMBER_ERR_INVALID_ARGUMENT naming it and the model's prompts). Both NULL (the
+     * default): the model's default_prompt_name, when it has one. When the model's
+     * Pooling says include_prompt false, the prompt's tokens ([CLS] with them) are
+     * left out of pooling. ember_encode only: ember_encode_tokens and
+     * ember_encode_sequences ignore these (for tokens made elsewhere see
+     * ember_resolve_prompt, ember_tokenize_params.prompt and ember_sequence.pool_skip). */
+    const char *prompt_name;
+    const char *prompt;
 } ember_encode_params;
 
 EMBER_API ember_encode_params ember_encode_default_params(void);
@@ -311,6 +329,8 @@ typedef struct {
     const int32_t *ids;
     const int32_t *type_ids;
     int32_t n;
+    int32_t pool_skip;   /* the first pool_skip tokens are left out of pooling (a prompt's, as
+                            ember_resolve_prompt counts them); 0: none */
 } ember_sequence;
 
 /*
@@ -322,6 +342,19 @@ typedef struct {
  * not re-added, and `hidden` then holds the rows of the cut sequences. Ids
  * must be in the vocabulary.
  */
+/*
+ * The prompt that prompt / prompt_name ask for, as ember_encode_params
+ * documents them: *text is its text ("" for none; it lives as long as the
+ * model or the caller's string), *pool_skip the tokens to leave out of
+ * pooling (ember_sequence.pool_skip) — 0 unless the model's Pooling has
+ * include_prompt false, where it is the prompt's tokens as
+ * sentence-transformers counts them (the prompt tokenized alone, [CLS]
+ * included, the final [SEP] not). pool_skip may be NULL. An unknown name is
+ * EMBER_ERR_INVALID_ARGUMENT naming it and the model's prompts.
+ */
+EMBER_API ember_status ember_resolve_prompt(const ember_model *model, const char *prompt_name, const char *prompt,
+                                            const char **text, int32_t *pool_skip);
+
 EMBER_API ember_status ember_encode_sequences(ember_model *model, const ember_sequence *seqs, int32_t n,
                                               const ember_encode_params *params, float *pooled, float *hidden);
 
@@ -599,6 +632,9 @@ typedef struct {
                                         vectors (ember_index_open's path), made by this model */
     const char *corpus;              /* with vectors: the corpus file whose lines /search can return
                                         (held in memory; its line count must be the vectors' rows) */
+    const char *default_prompt_name; /* the prompt of requests that name none (TEI's `prompt_name`):
+                                        NULL: the model's default_prompt_name, if any */
+    const char *default_prompt;      /* the same as a text (wins over default_prompt_name; "": none) */
 } ember_server_config;
 
 EMBER_API ember_server_config ember_server_default_config(void);

@@ -133,7 +133,8 @@ ember_status ember_model_load(const char *dir, const ember_model_params *params,
     m->pos = malloc(T * sizeof *m->pos);
     m->cu_seqlens = malloc((T + 1) * sizeof *m->cu_seqlens);
     m->seq_tokens = malloc(T * sizeof *m->seq_tokens);
-    if (!m->ids || !m->type_ids || !m->pos || !m->cu_seqlens || !m->seq_tokens) {
+    m->pool_skip = calloc(T, sizeof *m->pool_skip);
+    if (!m->pool_skip || !m->ids || !m->type_ids || !m->pos || !m->cu_seqlens || !m->seq_tokens) {
         st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
         goto fail;
     }
@@ -161,7 +162,10 @@ void ember_model_free(ember_model *m) {
     free(m->pos);
     free(m->cu_seqlens);
     free(m->seq_tokens);
+    free(m->pool_skip);
     free(m->post_buf);
+    free(m->pool_hidden);
+    free(m->prompt_buf);
     if (m->lock_ready) pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -195,6 +199,9 @@ ember_status ember_model_get_info(const ember_model *m, ember_model_info *info) 
     info->modules = m->files.modules;
     info->num_labels = m->files.n_labels;
     info->labels = (const char *const *)m->files.labels;
+    info->prompts = m->files.prompt_list;
+    info->default_prompt_name = m->files.default_prompt_name;
+    info->include_prompt = m->files.include_prompt;
     return EMBER_OK;
 }
 
@@ -215,11 +222,31 @@ ember_status model_tokenize(const ember_model *m, tokenizer_scratch *scratch, pi
                               truncate_left, max_length > 0 ? max_length : m->max_length, out, capacity, n_out, stats);
 }
 
+/* prompt + text, joined into *buf (grown as needed), as sentence-transformers
+ * joins the strings before tokenizing: *text and *len then point at it. */
+static ember_status join_prompt(char **buf, size_t *cap, const char *prompt, const char **text, size_t *len) {
+    size_t plen = prompt ? strlen(prompt) : 0;
+    if (!plen) return EMBER_OK;
+    if (plen + *len > *cap) {
+        char *nb = realloc(*buf, plen + *len);
+        if (!nb) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for a text and its prompt");
+        *buf = nb;
+        *cap = plen + *len;
+    }
+    memmove(*buf + plen, *text, *len);
+    memcpy(*buf, prompt, plen);
+    *text = *buf;
+    *len += plen;
+    return EMBER_OK;
+}
+
 /* ember_tokenize's working memory, one per thread (concurrent calls share
  * no state), kept across calls and freed when the thread ends. */
 typedef struct {
     tokenizer_scratch scratch;
     piece_list a, b;
+    char *joined; /* prompt + text */
+    size_t joined_cap;
 } tokenize_state;
 
 static pthread_key_t tokenize_key;
@@ -230,6 +257,7 @@ static void tokenize_state_free(void *p) {
     tokenizer_scratch_free(&t->scratch);
     piece_list_free(&t->a);
     piece_list_free(&t->b);
+    free(t->joined);
     free(t);
 }
 
@@ -253,9 +281,12 @@ ember_status ember_tokenize(const ember_model *m, const char *text, ptrdiff_t le
     ember_tokenize_params p = params ? *params : ember_tokenize_default_params();
     tokenize_state *ts = thread_tokenize_state();
     if (!ts) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "ember_tokenize: out of memory");
-    ember_status st = model_tokenize(m, &ts->scratch, &ts->a, &ts->b, text, text_len(text, len), pair,
-                                     pair ? text_len(pair, pair_len) : 0, p.add_special_tokens, p.truncate,
-                                     p.truncate_left, p.max_length, tokens, capacity, n_tokens, stats);
+    size_t tlen = text_len(text, len);
+    ember_status st = join_prompt(&ts->joined, &ts->joined_cap, p.prompt, &text, &tlen);
+    if (st) return st;
+    st = model_tokenize(m, &ts->scratch, &ts->a, &ts->b, text, tlen, pair, pair ? text_len(pair, pair_len) : 0,
+                        p.add_special_tokens, p.truncate, p.truncate_left, p.max_length, tokens, capacity, n_tokens,
+                        stats);
     if (st == EMBER_OK && p.pad_to > *n_tokens) {
         int32_t need = p.pad_to;
         if (need > capacity) {
@@ -285,14 +316,16 @@ float ember_cosine(const float *a, const float *b, int32_t dim) {
 }
 
 static void batch_reset(ember_model *m) {
-    m->batch_T = m->batch_S = m->max_seqlen = 0;
+    m->batch_T = m->batch_S = m->max_seqlen = m->batch_skips = 0;
     m->cu_seqlens[0] = 0;
 }
 
 /* Append one sequence to the model's batch buffers (it must fit). */
 static void batch_append(ember_model *m, const int32_t *ids, const int32_t *type_ids, const ember_token *tokens,
-                         int32_t cnt) {
+                         int32_t cnt, int32_t pool_skip) {
     int32_t T = m->batch_T;
+    m->pool_skip[m->batch_S] = pool_skip;
+    if (pool_skip > 0) m->batch_skips = 1;
     for (int32_t k = 0; k < cnt; k++) {
         m->ids[T + k] = tokens ? tokens[k].id : ids[k];
         m->type_ids[T + k] = tokens ? tokens[k].type_id : type_ids ? type_ids[k] : 0;
@@ -308,22 +341,26 @@ static void batch_append(ember_model *m, const int32_t *ids, const int32_t *type
  * budget is full; *taken is how many texts went in (>= 1 unless an error).
  */
 static ember_status fill_batch(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t first,
-                               int32_t n, const ember_encode_params *p, ember_text_stats *stats, int32_t *taken) {
+                               int32_t n, const ember_encode_params *p, const char *prompt, int32_t pool_skip,
+                               ember_text_stats *stats, int32_t *taken) {
     batch_reset(m);
     for (int32_t i = first; i < n; i++) {
         if (!texts[i]) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
         int32_t cnt;
         ember_text_stats ts;
-        ember_status st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, texts[i],
-                                         text_len(texts[i], lens ? lens[i] : -1), NULL, 0, 1, 1, p->truncate_left,
-                                         m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
+        const char *text = texts[i];
+        size_t len = text_len(texts[i], lens ? lens[i] : -1);
+        ember_status st = join_prompt(&m->prompt_buf, &m->prompt_cap, prompt, &text, &len);
+        if (st) return st;
+        st = model_tokenize(m, &m->scratch, &m->pieces_a, &m->pieces_b, text, len, NULL, 0, 1, 1, p->truncate_left,
+                            m->max_length, m->seq_tokens, m->max_tokens, &cnt, &ts);
         if (st) return st;
         if (!p->truncate && ts.truncated)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
                               "text %d is %d tokens long, over the model's maximum of %d (truncation is off)", i,
                               ts.n_tokens_untruncated, m->max_length);
         if (m->batch_T + cnt > m->max_tokens) break; /* the text is tokenized again in the next batch */
-        batch_append(m, NULL, NULL, m->seq_tokens, cnt);
+        batch_append(m, NULL, NULL, m->seq_tokens, cnt, pool_skip);
         if (stats) stats[i] = ts;
     }
     *taken = m->batch_S;
@@ -335,6 +372,34 @@ static packed_batch current_batch(const ember_model *m) {
 }
 
 /*
+ * The hidden states (into `hidden`, or the model's own buffer when NULL),
+ * then pooled on the host leaving out each sequence's first m->pool_skip
+ * tokens: what sentence-transformers' Pooling does with include_prompt false
+ * (it zeroes them in the attention mask). A sequence with no token left pools
+ * to zeros (its mean divides by the clamped 1e-9).
+ */
+static ember_status forward_skipping(ember_model *m, const packed_batch *b, float *hidden, float *pooled,
+                                     ember_pooling pooling, int normalize) {
+    const int32_t C = m->files.cfg.C;
+    if (!hidden && !m->pool_hidden &&
+        !(m->pool_hidden = malloc((size_t)m->max_tokens * C * sizeof *m->pool_hidden)))
+        return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for %d hidden states", m->max_tokens);
+    const float *h = hidden ? hidden : m->pool_hidden;
+    ember_status st = m->be->forward(m->be, b, hidden ? hidden : m->pool_hidden, NULL, EMBER_POOLING_CLS, 0);
+    if (st) return st;
+    for (int32_t s = 0; s < b->S; s++) {
+        int32_t start = b->cu_seqlens[s] + m->pool_skip[s], n = b->cu_seqlens[s + 1] - start;
+        if (n <= 0) {
+            memset(pooled + (size_t)s * C, 0, (size_t)C * sizeof *pooled);
+            continue;
+        }
+        const int32_t cu[2] = {0, n};
+        pool_cpu(pooled + (size_t)s * C, h + (size_t)start * C, cu, 1, C, pooling, normalize, cpu_kernels_best());
+    }
+    return EMBER_OK;
+}
+
+/*
  * One forward pass of the packed batch. Pooled vectors then go through the
  * modules after pooling (sentence-transformers' Dense and Normalize), here on
  * the host whichever the backend, so that the CPU and CUDA paths share them;
@@ -343,6 +408,8 @@ static packed_batch current_batch(const ember_model *m) {
 static ember_status run_forward(ember_model *m, const packed_batch *b, float *hidden, float *pooled,
                                 ember_pooling pooling, int normalize) {
     const model_files *mf = &m->files;
+    const int skips = m->batch_skips && pooled;
+    if (skips && mf->n_post == 0) return forward_skipping(m, b, hidden, pooled, pooling, normalize);
     if (!pooled || mf->n_post == 0) return m->be->forward(m->be, b, hidden, pooled, pooling, normalize);
     int32_t widest = mf->cfg.C;
     for (int32_t i = 0; i < mf->n_post; i++)
@@ -355,7 +422,8 @@ static ember_status run_forward(ember_model *m, const packed_batch *b, float *hi
         m->post_cap = 2 * half;
     }
     float *cur = m->post_buf, *next = m->post_buf + half;
-    ember_status st = m->be->forward(m->be, b, hidden, cur, pooling, 0);
+    ember_status st =
+        skips ? forward_skipping(m, b, hidden, cur, pooling, 0) : m->be->forward(m->be, b, hidden, cur, pooling, 0);
     if (st) return st;
     int32_t width = mf->cfg.C;
     for (int32_t i = 0; i < mf->n_post; i++) {
@@ -392,6 +460,32 @@ static ember_status check_encode_args(const ember_model *m, const char *const *t
     return EMBER_OK;
 }
 
+ember_status ember_resolve_prompt(const ember_model *m, const char *prompt_name, const char *prompt,
+                                  const char **text, int32_t *pool_skip) {
+    if (!m || !text) return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "ember_resolve_prompt: NULL argument");
+    const model_files *mf = &m->files;
+    *text = "";
+    if (pool_skip) *pool_skip = 0;
+    const char *name = prompt ? NULL : prompt_name ? prompt_name : mf->default_prompt_name;
+    if (prompt) *text = prompt;
+    else if (name && !(*text = model_files_prompt(mf, name))) {
+        *text = "";
+        return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "unknown prompt name '%s': %s%s", name,
+                          mf->n_prompts ? "the model's prompts are " : "the model declares no prompts",
+                          mf->n_prompts ? mf->prompt_list : " (config_sentence_transformers.json)");
+    }
+    if (!pool_skip || !**text || mf->include_prompt) return EMBER_OK;
+    /* sentence-transformers tokenizes the prompt alone (cut to max_length) and
+     * leaves out that many tokens less a final special one */
+    ember_token *tok = malloc((size_t)m->max_length * sizeof *tok);
+    if (!tok) return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    int32_t n = 0;
+    ember_status st = ember_tokenize(m, *text, -1, NULL, 0, NULL, tok, m->max_length, &n, NULL);
+    if (!st) *pool_skip = n > 0 && tok[n - 1].special ? n - 1 : n;
+    free(tok);
+    return st;
+}
+
 ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdiff_t *lens, int32_t n,
                           const ember_encode_params *params, float *out, ember_text_stats *stats) {
     ember_encode_params p = params ? *params : ember_encode_default_params();
@@ -401,11 +495,14 @@ ember_status ember_encode(ember_model *m, const char *const *texts, const ptrdif
     ember_pooling pooling;
     int normalize;
     resolve_output(m, &p, &pooling, &normalize);
+    const char *prompt;
+    int32_t skip;
+    if ((st = ember_resolve_prompt(m, p.prompt_name, p.prompt, &prompt, &skip))) return st;
     const int32_t D = m->files.out_dim;
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
-        int32_t taken;
-        st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
+        int32_t taken = 0;
+        st = fill_batch(m, texts, lens, i, n, &p, prompt, skip, stats, &taken);
         if (st) break;
         packed_batch b = current_batch(m);
         st = run_forward(m, &b, NULL, out + (size_t)i * D, pooling, normalize);
@@ -441,8 +538,8 @@ ember_status ember_encode_tokens(ember_model *m, const char *const *texts, const
     if (!e->offsets) goto oom;
     pthread_mutex_lock(&m->lock);
     for (int32_t i = 0; i < n && !st;) {
-        int32_t taken;
-        st = fill_batch(m, texts, lens, i, n, &p, stats, &taken);
+        int32_t taken = 0;
+        st = fill_batch(m, texts, lens, i, n, &p, NULL, 0, stats, &taken);
         if (st) break;
         size_t need = (size_t)e->n_tokens + (size_t)m->batch_T;
         if (need > cap) {
@@ -497,6 +594,9 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
     for (int32_t i = 0; i < n; i++) {
         if (seqs[i].n < 1 || !seqs[i].ids)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d is empty", i);
+        if (seqs[i].pool_skip < 0)
+            return ember_fail(EMBER_ERR_INVALID_ARGUMENT, "sequence %d: pool_skip %d is negative", i,
+                              seqs[i].pool_skip);
         if (seqs[i].n > m->max_length && !p.truncate)
             return ember_fail(EMBER_ERR_INVALID_ARGUMENT,
                               "sequence %d has %d tokens, over the model's maximum of %d (truncation is off)", i,
@@ -523,7 +623,8 @@ ember_status ember_encode_sequences(ember_model *m, const ember_sequence *seqs, 
             int32_t cnt = seqs[i].n < m->max_length ? seqs[i].n : m->max_length;
             int32_t skip = p.truncate_left ? seqs[i].n - cnt : 0;
             if (m->batch_T + cnt > m->max_tokens) break;
-            batch_append(m, seqs[i].ids + skip, seqs[i].type_ids ? seqs[i].type_ids + skip : NULL, NULL, cnt);
+            batch_append(m, seqs[i].ids + skip, seqs[i].type_ids ? seqs[i].type_ids + skip : NULL, NULL, cnt,
+                         seqs[i].pool_skip);
             i++;
         }
         packed_batch b = current_batch(m);

@@ -25,8 +25,13 @@ struct ember_model {
     ember_token *seq_tokens; /* (max_tokens) */
     int32_t *ids, *type_ids, *pos, *cu_seqlens;
     int32_t batch_T, batch_S, max_seqlen;
+    int32_t *pool_skip; /* (max_tokens): per sequence of the batch, tokens left out of pooling */
+    int32_t batch_skips; /* 1 when some pool_skip of the batch is > 0 */
     float *post_buf; /* two (S, widest) buffers for the modules after pooling */
     size_t post_cap; /* floats */
+    float *pool_hidden; /* (max_tokens, C): hidden states pooled on the host, when a prompt is left out */
+    char *prompt_buf;   /* prompt + text, joined */
+    size_t prompt_cap;
 };
 
 /* Tokenize text (and pair) into out[capacity] with the model's template;

@@ -430,7 +430,7 @@ Test(api, bad_arguments) {
     const char *t = "x";
     cr_assert_eq(ember_encode(m, &t, NULL, 1, &p, v, NULL), EMBER_ERR_INVALID_ARGUMENT);
     int32_t bad_ids[] = {2, 9999, 3};
-    ember_sequence s = {bad_ids, NULL, 3};
+    ember_sequence s = {bad_ids, NULL, 3, 0};
     cr_assert_eq(ember_encode_sequences(m, &s, 1, NULL, v, NULL), EMBER_ERR_INVALID_ARGUMENT);
     cr_assert(strstr(ember_last_error(), "token id 9999 is outside the vocabulary"), "%s", ember_last_error());
     /* an over-long text with truncation off is an error naming the text */

@@ -98,7 +98,7 @@ Test(st_modules, dense_modules_match_sentence_transformers) {
     cr_assert_eq(ember_tokenize(m, texts[0], -1, NULL, 0, NULL, toks, 64, &cnt, NULL), EMBER_OK);
     int32_t ids[64];
     for (int32_t k = 0; k < cnt; k++) ids[k] = toks[k].id;
-    ember_sequence seq = {ids, NULL, cnt};
+    ember_sequence seq = {ids, NULL, cnt, 0};
     float pooled[32], *hidden = calloc((size_t)cnt * 64, sizeof *hidden);
     cr_assert_eq(ember_encode_sequences(m, &seq, 1, NULL, pooled, hidden), EMBER_OK, "%s", ember_last_error());
     expect_rows("ember_encode_sequences", pooled, ref, 1, 32);

@@ -99,6 +99,16 @@ class Model:
         raise AttributeError("max_seq_length is fixed when the model loads: pass max_length= to ember.Model")
 
     @property
+    def prompts(self):
+        """config_sentence_transformers.json's prompts, name -> text (sentence-transformers' model.prompts)."""
+        return dict(self._info["prompts"])
+
+    @property
+    def default_prompt_name(self):
+        """The prompt encode() puts before texts when given none (None: no prompt)."""
+        return self._info["default_prompt_name"]
+
+    @property
     def device(self):
         """"cpu" or "cuda:N": the device actually used."""
         i = self._info
@@ -113,7 +123,7 @@ class Model:
 
     def encode(self, sentences, *, batch_size=32, show_progress_bar=None, output_value="sentence_embedding",
                precision="float32", convert_to_numpy=True, convert_to_tensor=False, normalize_embeddings=None,
-               pooling=None):
+               pooling=None, prompt_name=None, prompt=None):
         """Embed a str (shape (dim,)) or a list of str (shape (n, dim)), as sentence-transformers does.
 
         batch_size            texts per call into the library (the progress bar and Ctrl-C
@@ -123,6 +133,11 @@ class Model:
         precision             "float32" or "float16"
         normalize_embeddings  None: as the model says (all-MiniLM-L6-v2 normalises); True/False
         pooling               None: the model's; "cls", "mean", "max", "mean_sqrt_len"
+        prompt_name           a key of the model's prompts (config_sentence_transformers.json),
+                              put before every text; None: its default_prompt_name, if any
+        prompt                the prompt's text itself (wins over prompt_name; "": none).
+                              With include_prompt false in the model's Pooling, the prompt's
+                              tokens are left out of the mean, as sentence-transformers does
         convert_to_tensor     torch tensors (from_numpy, no copy) when torch is installed
         """
         texts, single = _texts(sentences)
@@ -138,6 +153,11 @@ class Model:
             raise ValueError(f"normalize_embeddings must be None, True or False, got {normalize_embeddings!r}")
         if pooling is not None and not isinstance(pooling, str):
             raise TypeError(f"pooling must be a str or None, got {type(pooling).__name__}")
+        for name, v in (("prompt_name", prompt_name), ("prompt", prompt)):
+            if v is not None and not isinstance(v, str):
+                raise TypeError(f"{name} must be a str or None, got {type(v).__name__}")
+        if output_value == "token_embeddings" and (prompt_name is not None or prompt is not None):
+            raise ValueError("prompt_name and prompt apply to sentence embeddings, not token_embeddings")
         normalize = {None: 0, True: 1, False: 2}[normalize_embeddings]
         n = len(texts)
         bar = progress(math.ceil(n / batch_size), show_progress_bar)
@@ -145,7 +165,8 @@ class Model:
             if output_value == "token_embeddings":
                 result = self._encode_tokens(texts, batch_size, precision, bar)
             else:
-                result = self._encode_pooled(texts, batch_size, precision, pooling, normalize, bar)
+                result = self._encode_pooled(texts, batch_size, precision, pooling, normalize, bar,
+                                             prompt_name, prompt)
         finally:
             bar.close()
         if single:
@@ -162,19 +183,22 @@ class Model:
             return list(result)
         return result
 
-    def _encode_pooled(self, texts, batch_size, precision, pooling, normalize, bar):
+    def _encode_pooled(self, texts, batch_size, precision, pooling, normalize, bar, prompt_name=None, prompt=None):
         n, dim = len(texts), self._info["dim"]
+        if n == 0:  # the library still checks the options (an unknown prompt name)
+            self._model.encode([], np.empty((0, dim), dtype=np.float32), 0, pooling, normalize, prompt_name, prompt)
         if precision == "float32":
             out = np.empty((n, dim), dtype=np.float32)
             for i in range(0, n, batch_size):
-                self._model.encode(texts[i:i + batch_size], out[i:i + batch_size], i, pooling, normalize)
+                self._model.encode(texts[i:i + batch_size], out[i:i + batch_size], i, pooling, normalize,
+                                   prompt_name, prompt)
                 bar.update(1)
             return out
         out = np.empty((n, dim), dtype=np.float16)
         scratch = np.empty((min(batch_size, n), dim), dtype=np.float32)
         for i in range(0, n, batch_size):
             k = min(batch_size, n - i)
-            self._model.encode(texts[i:i + k], scratch[:k], i, pooling, normalize)
+            self._model.encode(texts[i:i + k], scratch[:k], i, pooling, normalize, prompt_name, prompt)
             out[i:i + k] = scratch[:k]
             bar.update(1)
         return out

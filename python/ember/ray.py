@@ -55,14 +55,14 @@ class Embedder:
                           default) uses the GPU Ray assigned to the actor, if any
     threads               CPU threads; None: the CPUs Ray assigned to the actor (1 by
                           default), or every core outside Ray
-    normalize_embeddings, pooling: as Model.encode
+    normalize_embeddings, pooling, prompt_name, prompt: as Model.encode
     null_text             "null" (the default): a null text gets a null embedding;
                           "error": a ValueError naming the row
     """
 
     def __init__(self, model_dir, *, text_column="text", output_column="embedding", id_column=None,
                  device="auto", dtype=None, threads=None, max_length=None, max_batch_tokens=None,
-                 normalize_embeddings=None, pooling=None, null_text="null"):
+                 normalize_embeddings=None, pooling=None, null_text="null", prompt_name=None, prompt=None):
         if null_text not in NULL_TEXT:
             raise ValueError(f"null_text must be 'null' or 'error', got {null_text!r}")
         if threads is None:
@@ -72,6 +72,9 @@ class Embedder:
         self.dim = self.model.dim
         self.text_column, self.output_column, self.id_column = text_column, output_column, id_column
         self.normalize_embeddings, self.pooling, self.null_text = normalize_embeddings, pooling, null_text
+        self.prompt_name, self.prompt = prompt_name, prompt
+        if prompt is None:  # an unknown name fails in the constructor, not on the first batch
+            self.model.encode([], prompt_name=prompt_name)
 
     # ---- the vectors ---------------------------------------------------------------------
 
@@ -89,7 +92,8 @@ class Embedder:
                 raise TypeError(f"{who}: column {self.text_column!r} holds {type(t).__name__}, not str")
         present = [t for t in texts if t is not None] if nulls else texts
         vectors = self.model.encode(present, batch_size=max(1, len(present)), show_progress_bar=False,
-                                    normalize_embeddings=self.normalize_embeddings, pooling=self.pooling)
+                                    normalize_embeddings=self.normalize_embeddings, pooling=self.pooling,
+                                    prompt_name=self.prompt_name, prompt=self.prompt)
         if not nulls:
             return vectors, None
         mask = np.zeros(len(texts), dtype=bool)

@@ -243,7 +243,7 @@ static void Model_dealloc(ModelObject *self) {
 static PyObject *Model_info(ModelObject *self, PyObject *unused) {
     if (model_ready(self)) return NULL;
     const ember_model_info *i = &self->info;
-    return Py_BuildValue(
+    PyObject *d = Py_BuildValue(
         "{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:O,s:O,s:s,s:i,s:s,s:s,s:O,s:i,s:s}", "name", i->name, "dir",
         i->dir,
         "architecture", i->architecture, "dim", i->dim, "n_layers", i->n_layers, "n_heads", i->n_heads,
@@ -253,6 +253,36 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
         i->device == EMBER_DEVICE_CUDA ? "cuda" : "cpu", "device_index", i->device_index, "dtype",
         ember_dtype_str(i->dtype), "device_name", i->device_name, "batch_invariant",
         i->batch_invariant ? Py_True : Py_False, "hidden_size", i->hidden_size, "modules", i->modules);
+    if (!d) return NULL;
+    /* prompts: name -> text, in config_sentence_transformers.json's order (the names come
+     * ", "-separated in the info, the texts from ember_resolve_prompt) */
+    PyObject *prompts = PyDict_New();
+    int bad = !prompts;
+    for (const char *p = i->prompts; !bad && *p;) {
+        const char *e = strstr(p, ", ");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        const char *text = "";
+        PyObject *v = ember_resolve_prompt(self->model, name, NULL, &text, NULL) == EMBER_OK
+                          ? PyUnicode_FromString(text) : NULL;
+        bad = !v || PyDict_SetItemString(prompts, name, v) < 0;
+        Py_XDECREF(v);
+        p += n + (e ? 2 : 0);
+    }
+    PyObject *def = i->default_prompt_name ? PyUnicode_FromString(i->default_prompt_name) : Py_NewRef(Py_None);
+    if (bad || !def || PyDict_SetItemString(d, "prompts", prompts) < 0 ||
+        PyDict_SetItemString(d, "default_prompt_name", def) < 0 ||
+        PyDict_SetItemString(d, "include_prompt", i->include_prompt ? Py_True : Py_False) < 0) {
+        Py_XDECREF(prompts);
+        Py_XDECREF(def);
+        Py_DECREF(d);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "cannot read the model's prompts");
+        return NULL;
+    }
+    Py_DECREF(prompts);
+    Py_DECREF(def);
+    return d;
 }
 
 /* info() with a cross-encoder's labels: num_labels and labels (a list). */
@@ -335,20 +365,24 @@ static int encode_params(const char *pooling, int normalize, ember_encode_params
     return parse_normalize(normalize, &p->normalize);
 }
 
-/* encode(texts, out, first=0, pooling=None, normalize=0): the pooled vectors
- * of texts into out, a writable C-contiguous float32 buffer of
- * len(texts) * dim items (a numpy array (n, dim), or a slice of rows). */
+/* encode(texts, out, first=0, pooling=None, normalize=0, prompt_name=None,
+ * prompt=None): the pooled vectors of texts into out, a writable C-contiguous
+ * float32 buffer of len(texts) * dim items (a numpy array (n, dim), or a
+ * slice of rows); the prompt as ember_encode_params says. */
 static PyObject *Model_encode(ModelObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"texts", "out", "first", "pooling", "normalize", NULL};
+    static char *kwlist[] = {"texts", "out", "first", "pooling", "normalize", "prompt_name", "prompt", NULL};
     PyObject *texts_obj, *out_obj;
     Py_ssize_t first = 0;
-    const char *pooling = NULL;
+    const char *pooling = NULL, *prompt_name = NULL, *prompt = NULL;
     int normalize = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|nzi", kwlist, &texts_obj, &out_obj, &first, &pooling, &normalize))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|nzizz", kwlist, &texts_obj, &out_obj, &first, &pooling,
+                                     &normalize, &prompt_name, &prompt))
         return NULL;
     if (model_ready(self)) return NULL;
     ember_encode_params ep;
     if (encode_params(pooling, normalize, &ep)) return NULL;
+    ep.prompt_name = prompt_name; /* the caller's str objects hold these for the call */
+    ep.prompt = prompt;
     utf8_texts t;
     if (texts_from_sequence(texts_obj, first, &t)) return NULL;
     Py_buffer out;
@@ -372,6 +406,10 @@ static PyObject *Model_encode(ModelObject *self, PyObject *args, PyObject *kwds)
             st = ember_encode(self->model, t.ptr, t.len, (int32_t)t.n, &ep, out.buf, NULL);
             if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
             Py_END_ALLOW_THREADS
+        } else { /* no texts: the prompt asked for is still checked */
+            const char *text;
+            st = ember_resolve_prompt(self->model, ep.prompt_name, ep.prompt, &text, NULL);
+            if (st != EMBER_OK) snprintf(message, sizeof message, "%s", ember_last_error());
         }
         if (st != EMBER_OK) raise_status(st, message, 0);
         else result = Py_NewRef(Py_None);

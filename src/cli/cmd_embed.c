@@ -52,6 +52,12 @@ static const char *usage =
     "      --no-normalize       do not (a Normalize module that ends modules.json is\n"
     "                           skipped; Dense modules still run)\n"
     "      --no-truncate        fail on a text longer than the model's maximum\n"
+    "      --prompt-name NAME   put the model's prompt NAME (config_sentence_transformers.json's\n"
+    "                           prompts) before every text (default: its default_prompt_name)\n"
+    "      --prompt TEXT        put TEXT before every text (\"\": none, whatever the model's\n"
+    "                           default); with include_prompt false in the model's Pooling, the\n"
+    "                           prompt's tokens are left out of the vector, as sentence-\n"
+    "                           transformers does\n"
     "      --dimensions N       keep the first N dimensions (Matryoshka models), normalised\n"
     "                           again when the vectors are normalised\n"
     "      --precision P        float32, float16, int8, uint8, binary or ubinary (sentence-\n"
@@ -154,7 +160,9 @@ enum {
     OPT_PRECISION,
     OPT_CALIBRATION,
     OPT_TOKENS,
-    OPT_INDEX
+    OPT_INDEX,
+    OPT_PROMPT,
+    OPT_PROMPT_NAME
 };
 static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                {"format", required_argument, 0, 'f'},
@@ -179,6 +187,8 @@ static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                {"calibration", required_argument, 0, OPT_CALIBRATION},
                                {"tokens", no_argument, 0, OPT_TOKENS},
                                {"index", required_argument, 0, OPT_INDEX},
+                               {"prompt", required_argument, 0, OPT_PROMPT},
+                               {"prompt-name", required_argument, 0, OPT_PROMPT_NAME},
                                MODEL_OPTIONS,
                                {0, 0, 0, 0}};
 
@@ -236,6 +246,8 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
         case OPT_CALIBRATION: c->eo.calibration = optarg; break;
         case OPT_TOKENS: c->tokens = 1; break;
         case OPT_INDEX: c->index = optarg; break;
+        case OPT_PROMPT: c->eo.encode.prompt = optarg; break;
+        case OPT_PROMPT_NAME: c->eo.encode.prompt_name = optarg; break;
         case 1001:
             c->all_gpus = strcmp(optarg, "cuda:all") == 0;
             if (c->all_gpus) c->mo.params.device = EMBER_DEVICE_CUDA;
@@ -249,6 +261,8 @@ static int embed_parse(int argc, char **argv, embed_cli *c) {
         }
     }
     if (argc - optind > 1) die_usage("embed", "one INPUT at most (got %d)", argc - optind);
+    if (c->tokens && (c->eo.encode.prompt || c->eo.encode.prompt_name))
+        die_usage("embed", "--prompt and --prompt-name make vectors: they do not go with --tokens");
     if (c->tokens) return tokens_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);
     if (c->index) die_usage("embed", "--index goes with --tokens");
     return embed_resolve(c, optind < argc ? argv[optind] : "-", field, jsonl_in, shard_rows);

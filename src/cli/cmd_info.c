@@ -40,6 +40,10 @@ int cmd_info(int argc, char **argv) {
     printf("output         %d-dim, %s pooling%s\n", i.dim, ember_pooling_str(i.pooling),
            i.normalize ? ", L2-normalised" : "");
     if (i.modules[0]) printf("modules        %s\n", i.modules);
+    if (i.prompts[0] || !i.include_prompt)
+        printf("prompts        %s%s%s%s%s\n", i.prompts[0] ? i.prompts : "none",
+               i.default_prompt_name ? " (default " : "", i.default_prompt_name ? i.default_prompt_name : "",
+               i.default_prompt_name ? ")" : "", i.include_prompt ? "" : "; left out of pooling (include_prompt false)");
     printf("device         %s, %s\n", i.device_name, ember_dtype_str(i.dtype));
     printf("batching       %s\n", i.batch_invariant ? "a text's vector is the same bits in any batch"
                                                      : "a text's vector may differ in the last bits with its batch");

@@ -25,6 +25,10 @@ static const char *usage =
     "  -q, --query TEXT         a query (repeatable)\n"
     "      --queries FILE       more queries, one per line\n"
     "      --query-vectors F    queries already embedded: a .npy of float32 rows\n"
+    "      --prompt-name NAME   put the model's prompt NAME (config_sentence_transformers.json's\n"
+    "                           prompts, e.g. \"query\") before each query (default: the model's\n"
+    "                           default_prompt_name; a corpus embedded now gets that default)\n"
+    "      --prompt TEXT        put TEXT before each query (\"\": none)\n"
     "  -k, --top N              entries per query (default 3)\n"
     "      --rescore R          compact vectors: rescore R x k candidates with the float\n"
     "                           query (default 4; 0: the compact scores as they are)\n"
@@ -38,6 +42,7 @@ typedef struct {
     model_opts mo;
     const char *corpus_path, *vectors, *query_vectors, *rescore_vectors;
     str_list queries;
+    const char *prompt, *prompt_name; /* the queries' */
     int32_t k, rescore;
     int json;
 } search_cli;
@@ -47,7 +52,7 @@ static int search_parse(int argc, char **argv, search_cli *c) {
     model_opts_init(&c->mo);
     c->k = 3;
     c->rescore = 4;
-    enum { OPT_QUERY_VECTORS = 3000, OPT_RESCORE, OPT_RESCORE_VECTORS };
+    enum { OPT_QUERY_VECTORS = 3000, OPT_RESCORE, OPT_RESCORE_VECTORS, OPT_PROMPT, OPT_PROMPT_NAME };
     static const struct option opts[] = {{"corpus", required_argument, 0, 'c'},
                                          {"vectors", required_argument, 0, 'V'},
                                          {"query", required_argument, 0, 'q'},
@@ -57,6 +62,8 @@ static int search_parse(int argc, char **argv, search_cli *c) {
                                          {"rescore", required_argument, 0, OPT_RESCORE},
                                          {"rescore-vectors", required_argument, 0, OPT_RESCORE_VECTORS},
                                          {"json", no_argument, 0, 'j'},
+                                         {"prompt", required_argument, 0, OPT_PROMPT},
+                                         {"prompt-name", required_argument, 0, OPT_PROMPT_NAME},
                                          {"help", no_argument, 0, 'h'},
                                          MODEL_OPTIONS,
                                          {0, 0, 0, 0}};
@@ -80,6 +87,8 @@ static int search_parse(int argc, char **argv, search_cli *c) {
             break;
         case OPT_RESCORE_VECTORS: c->rescore_vectors = optarg; break;
         case 'j': c->json = 1; break;
+        case OPT_PROMPT: c->prompt = optarg; break;
+        case OPT_PROMPT_NAME: c->prompt_name = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
         default:
             if (o == '?' || !model_opts_parse(&c->mo, o, optarg)) {
@@ -91,6 +100,8 @@ static int search_parse(int argc, char **argv, search_cli *c) {
     if (optind < argc) die_usage("search", "unexpected argument '%s'", argv[optind]);
     if (!c->vectors && !c->corpus_path) die_usage("search", "give --vectors PATH or --corpus FILE");
     if (c->query_vectors && c->queries.n) die_usage("search", "give query texts or --query-vectors, not both");
+    if (c->query_vectors && (c->prompt || c->prompt_name))
+        die_usage("search", "--prompt and --prompt-name are for query texts, not --query-vectors");
     if (c->query_vectors && !c->vectors) die_usage("search", "--query-vectors searches --vectors");
     if (!c->query_vectors && c->queries.n == 0) die_usage("search", "give at least one --query or --queries FILE");
     return 0;
@@ -118,6 +129,8 @@ static float *queries_embed(const search_cli *c, const ember_index_info *ix) {
     }
     ember_encode_params ep = ember_encode_default_params();
     ep.pooling = ix->pooling;
+    ep.prompt = c->prompt;
+    ep.prompt_name = c->prompt_name;
     if (!(q = malloc((size_t)c->queries.n * mi.dim * sizeof *q))) {
         fprintf(stderr, "ember: error: out of memory\n");
         goto done;
@@ -289,8 +302,11 @@ static int search_corpus(search_cli *c) {
     /* normalised: the inner product is the cosine, whatever the model's own default */
     ember_encode_params ep = ember_encode_default_params();
     ep.normalize = EMBER_NORMALIZE_ON;
+    ember_encode_params qp = ep;
+    qp.prompt = c->prompt;
+    qp.prompt_name = c->prompt_name;
     if (ember_encode(m, (const char *const *)corpus.s, corpus.len, corpus.n, &ep, cv, NULL) != EMBER_OK ||
-        ember_encode(m, (const char *const *)c->queries.s, c->queries.len, n, &ep, qv, NULL) != EMBER_OK ||
+        ember_encode(m, (const char *const *)c->queries.s, c->queries.len, n, &qp, qv, NULL) != EMBER_OK ||
         ember_index_wrap(cv, corpus.n, D, &ix) != EMBER_OK) {
         cli_fail();
         goto done;

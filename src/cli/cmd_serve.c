@@ -38,6 +38,11 @@ static const char *usage =
     "      --vectors PATH               serve POST /search over vectors 'ember embed' stored with\n"
     "                                   this model ({\"query\": ..., \"k\": 10, \"return_text\": false})\n"
     "      --corpus FILE                the lines of those vectors, for return_text (held in memory)\n"
+    "      --default-prompt-name NAME   the prompt (config_sentence_transformers.json's prompts) put\n"
+    "                                   before the inputs of requests with no \"prompt_name\" (on\n"
+    "                                   /embed, /embed_all, /search and /v1/embeddings; default:\n"
+    "                                   the model's default_prompt_name)\n"
+    "      --default-prompt TEXT        the same as a text (\"\": none)\n"
     MODEL_OPTIONS_HELP
     "                           (--max-batch-tokens is the token budget of a batch)\n"
     "      --model-id ID        the same as --model (text-embeddings-inference's spelling)\n"
@@ -139,6 +144,8 @@ static int serve_parse(int argc, char **argv, model_opts *mo_out, ember_server_c
                                    {"shutdown-timeout", required_argument, 0, 's'},
                                    {"vectors", required_argument, 0, 'V'},
                                    {"corpus", required_argument, 0, 'C'},
+                                   {"default-prompt-name", required_argument, 0, 'D'},
+                                   {"default-prompt", required_argument, 0, 'E'},
                                    {"help", no_argument, 0, 'h'},
                                    {"model-id", required_argument, 0, 1000}, /* TEI's spelling of --model */
                                    MODEL_OPTIONS,
@@ -180,6 +187,8 @@ static int serve_parse(int argc, char **argv, model_opts *mo_out, ember_server_c
             break;
         case 'V': cfg.vectors = optarg; break;
         case 'C': cfg.corpus = optarg; break;
+        case 'D': cfg.default_prompt_name = optarg; break;
+        case 'E': cfg.default_prompt = optarg; break;
         case 'h': fputs(usage, stdout); return -1;
         default:
             if (c == '?' || !model_opts_parse(&mo, c, optarg)) {

@@ -110,9 +110,19 @@ typedef struct {
     int32_t n_labels;        /* a cross-encoder (BertForSequenceClassification): its classes, whose
                                 logits are the pooled vector (out_dim == n_labels); 0: an encoder */
     char **labels;           /* n_labels names, config.json's id2label ("LABEL_0", ...) */
+    int include_prompt;      /* Pooling's include_prompt (default 1); 0: a prompt's tokens are left
+                                out of pooling */
+    /* config_sentence_transformers.json: prompts (name -> text, in the file's order) and
+     * default_prompt_name (NULL: none) */
+    char **prompt_names, **prompt_texts;
+    int32_t n_prompts;
+    char *default_prompt_name;
+    char prompt_list[512];   /* the names, ", "-separated, for messages and ember_model_info */
 } model_files;
 
 ember_status model_files_open(model_files *mf, const char *dir);
+/* The text of the prompt `name` (NULL: none of that name). */
+const char *model_files_prompt(const model_files *mf, const char *name);
 void model_files_close(model_files *mf);
 
 /* config.json alone (also used by tests on broken files). */

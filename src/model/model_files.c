@@ -378,6 +378,12 @@ static ember_status load_pooling(model_files *mf, const char *path) {
                         path);
         goto done;
     }
+    json_t *inc = json_object_get(root, "include_prompt");
+    if (inc && !json_is_boolean(inc)) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: include_prompt must be true or false", path);
+        goto done;
+    }
+    mf->include_prompt = !inc || json_is_true(inc);
     json_t *dim = json_object_get(root, "word_embedding_dimension");
     if (json_is_integer(dim) && json_integer_value(dim) != mf->cfg.C) {
         st = ember_fail(EMBER_ERR_FORMAT, "%s: word_embedding_dimension %lld does not match hidden_size %d", path,
@@ -663,6 +669,60 @@ done:
     return st;
 }
 
+/* config_sentence_transformers.json's prompts and default_prompt_name. */
+static ember_status load_prompts(model_files *mf, const char *path) {
+    json_t *root;
+    ember_status st = json_file(path, &root);
+    if (st) return st;
+    json_t *prompts = json_object_get(root, "prompts"), *def = json_object_get(root, "default_prompt_name");
+    if (prompts && !json_is_null(prompts) && !json_is_object(prompts)) {
+        st = ember_fail(EMBER_ERR_FORMAT, "%s: prompts must be an object of name: text", path);
+        goto done;
+    }
+    size_t n = json_is_object(prompts) ? json_object_size(prompts) : 0;
+    if (n && (!(mf->prompt_names = calloc(n, sizeof *mf->prompt_names)) ||
+              !(mf->prompt_texts = calloc(n, sizeof *mf->prompt_texts)))) {
+        st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    size_t used = 0;
+    json_object_foreach(prompts, key, v) {
+        if (!json_is_string(v)) {
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: prompt '%s' is not a string", path, key);
+            goto done;
+        }
+        int32_t i = mf->n_prompts;
+        if (!(mf->prompt_names[i] = strdup(key)) || !(mf->prompt_texts[i] = strdup(json_string_value(v)))) {
+            free(mf->prompt_names[i]);
+            st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+            goto done;
+        }
+        mf->n_prompts++;
+        int k = snprintf(mf->prompt_list + used, sizeof mf->prompt_list - used, "%s%s", i ? ", " : "", key);
+        if (k > 0 && used + (size_t)k < sizeof mf->prompt_list) used += (size_t)k;
+    }
+    if (def && !json_is_null(def)) {
+        const char *name = json_string_value(def);
+        if (!name) st = ember_fail(EMBER_ERR_FORMAT, "%s: default_prompt_name must be a string or null", path);
+        else if (!model_files_prompt(mf, name))
+            st = ember_fail(EMBER_ERR_FORMAT, "%s: default_prompt_name '%s' is not among the prompts (%s)", path,
+                            name, mf->n_prompts ? mf->prompt_list : "none");
+        else if (!(mf->default_prompt_name = strdup(name)))
+            st = ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+done:
+    json_decref(root);
+    return st;
+}
+
+const char *model_files_prompt(const model_files *mf, const char *name) {
+    for (int32_t i = 0; name && i < mf->n_prompts; i++)
+        if (strcmp(mf->prompt_names[i], name) == 0) return mf->prompt_texts[i];
+    return NULL;
+}
+
 ember_status model_files_open(model_files *mf, const char *dir) {
     memset(mf, 0, sizeof *mf);
     char path[4096];
@@ -689,11 +749,14 @@ ember_status model_files_open(model_files *mf, const char *dir) {
     mf->pooling = EMBER_POOLING_CLS; /* a plain BERT: the [CLS] hidden state */
     mf->normalize = 0;
     mf->out_dim = mf->cfg.C;
+    mf->include_prompt = 1;
     path_join(path, sizeof path, dir, "config.json");
     if ((st = load_classifier(mf, path))) goto fail;
     if (mf->n_labels) return EMBER_OK; /* a cross-encoder: sentence-transformers' modules do not apply */
     path_join(path, sizeof path, dir, "modules.json");
     if (file_exists(path) && (st = load_modules(mf, dir))) goto fail;
+    path_join(path, sizeof path, dir, "config_sentence_transformers.json");
+    if (file_exists(path) && (st = load_prompts(mf, path))) goto fail;
     return EMBER_OK;
 fail:
     model_files_close(mf);
@@ -712,6 +775,16 @@ void model_files_close(model_files *mf) {
     free(mf->labels);
     mf->labels = NULL;
     mf->n_labels = 0;
+    for (int32_t i = 0; i < mf->n_prompts; i++) {
+        free(mf->prompt_names[i]);
+        free(mf->prompt_texts[i]);
+    }
+    free(mf->prompt_names);
+    free(mf->prompt_texts);
+    free(mf->default_prompt_name);
+    mf->prompt_names = mf->prompt_texts = NULL;
+    mf->default_prompt_name = NULL;
+    mf->n_prompts = 0;
     free(mf->tensors.layers);
     mf->tensors.layers = NULL;
     safetensors_close(&mf->st);

@@ -168,6 +168,8 @@ ember_status ember_embed_file(ember_model *const *models, int32_t n_models, cons
     if (ep.normalize == EMBER_NORMALIZE_DEFAULT)
         ep.normalize = info.normalize ? EMBER_NORMALIZE_ON : EMBER_NORMALIZE_OFF;
     const int32_t window = o->window > 0 ? o->window : 8192;
+    const char *prompt; /* resolved here too, so that an unknown name fails before any output is opened */
+    if ((st = ember_resolve_prompt(models[0], ep.prompt_name, ep.prompt, &prompt, NULL))) return st;
 
     sink_opts so;
     memset(&so, 0, sizeof so);
@@ -176,6 +178,7 @@ ember_status ember_embed_file(ember_model *const *models, int32_t n_models, cons
     so.shard_rows = o->shard_rows;
     so.resume = o->resume;
     so.id = run_identity(&info, o, &ep, window);
+    so.id.prompt = prompt;
     so.log = o->log;
     so.log_user = o->log_user;
     so.dimensions = o->dimensions;

@@ -58,6 +58,8 @@ typedef struct {
 typedef struct {
     const pipeline_opts *o;
     int32_t D, max_length, window_rows, cap_chunks, rows_cap;
+    const char *prompt; /* joined before every text ("" none) */
+    int32_t pool_skip;  /* the prompt's tokens left out of pooling (include_prompt false) */
     pthread_mutex_t mu;
     pthread_cond_t cv_reader, cv_tok, cv_dev, cv_writer;
     window slots[PIPE_SLOTS];
@@ -349,6 +351,7 @@ static int tokenize_chunk(pipe_state *p, window *w, chunk *c, ember_token **tok,
     const pipeline_opts *o = p->o;
     ember_tokenize_params tp = ember_tokenize_default_params();
     tp.truncate_left = o->encode.truncate_left;
+    tp.prompt = p->prompt;
     c->ids_len = 0;
     for (int32_t k = 0; k < c->n; k++) {
         int64_t row = w->first_row + c->first + k;
@@ -459,7 +462,8 @@ static void *device_main(void *arg) {
         for (int32_t i = 0; i < n; i++) {
             const chunk *c = &w->chunks[rows[i] / PIPE_CHUNK_ROWS];
             int32_t k = rows[i] - c->first;
-            seqs[i] = (ember_sequence){c->ids + c->id_off[k], NULL, (int32_t)(c->id_off[k + 1] - c->id_off[k])};
+            seqs[i] = (ember_sequence){c->ids + c->id_off[k], NULL, (int32_t)(c->id_off[k + 1] - c->id_off[k]),
+                                       p->pool_skip};
             T += seqs[i].n;
         }
         double t0 = clock_now();
@@ -550,6 +554,9 @@ static ember_status pipe_setup(pipe_state *p, const pipeline_opts *o) {
     ember_model_get_info(o->models[0], &info);
     p->D = info.dim;
     p->max_length = info.max_length;
+    ember_status st = ember_resolve_prompt(o->models[0], o->encode.prompt_name, o->encode.prompt, &p->prompt,
+                                           &p->pool_skip);
+    if (st) return st;
     p->window_rows = o->window;
     p->cap_chunks = (o->window + PIPE_CHUNK_ROWS - 1) / PIPE_CHUNK_ROWS;
     /* a batch holds at most budget / 2 rows: every sequence has [CLS] and [SEP] */
@@ -562,7 +569,7 @@ static ember_status pipe_setup(pipe_state *p, const pipeline_opts *o) {
     p->bq.q = malloc((size_t)p->bq.cap * sizeof *p->bq.q);
     if (!p->tq.q || !p->bq.q || !slots_alloc(p))
         return ember_fail(EMBER_ERR_OUT_OF_MEMORY, "out of memory for the pipeline (--window %d)", o->window);
-    ember_status st = line_reader_open(&p->in, o->input, reader_should_stop, p);
+    st = line_reader_open(&p->in, o->input, reader_should_stop, p);
     if (st) return st;
     p->in_name = line_reader_name(p->in);
     if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv_reader, NULL) ||

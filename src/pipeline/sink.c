@@ -106,6 +106,7 @@ static int manifest_write(const sink *s, int complete) {
     json_t *out = json_object_get(root, "output");
     json_object_set_new(out, "precision", json_string(ember_precision_str(s->o.precision)));
     json_object_set_new(out, "dimensions", json_integer(s->out_dim));
+    json_object_set_new(out, "prompt", json_string(id->prompt ? id->prompt : ""));
     if (s->ranges) json_object_set_new(out, "ranges", ranges_json(s->ranges, s->out_dim));
     if (complete) json_object_set_new(root, "totals", totals_json(&s->totals));
     char tmp[4200], final[4200];
@@ -206,6 +207,13 @@ static int identity_check(const sink *s, json_t *root, const char *mpath) {
     CHECK_INT(out, "truncate", id->truncate, "truncation (--no-truncate)");
     CHECK_STR(out, "device", id->device, "the device kind (--device)");
     CHECK_STR(out, "dtype", id->dtype, "the compute dtype (--dtype)");
+    if (!what && json_object_get(out, "prompt")) /* before prompts: none */
+        CHECK_STR(out, "prompt", id->prompt ? id->prompt : "", "the prompt (--prompt / --prompt-name)");
+    if (!what && !json_object_get(out, "prompt") && id->prompt && *id->prompt) {
+        what = "the prompt (--prompt / --prompt-name)";
+        snprintf(was, sizeof was, "(none)");
+        snprintf(now, sizeof now, "%s", id->prompt);
+    }
     {
         /* before precisions and dimensions existed: float32 (npy16: float16) at the model's dimension */
         json_t *p = json_object_get(out, "precision");

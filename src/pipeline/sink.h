@@ -32,6 +32,7 @@ typedef struct {
     int32_t dim, max_length;
     int64_t weights_bytes; /* size of model.safetensors, -1: unknown */
     const char *pooling;
+    const char *prompt; /* put before every text ("" none) */
     int normalize, truncate;
     const char *device, *dtype;
     /* How rows were batched: no part of the output on a backend whose bits do

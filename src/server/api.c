@@ -147,9 +147,30 @@ static int parse_tei_options(request *r, json_t *root) {
             return 0;
         }
     }
-    json_t *prompt = json_object_get(root, "prompt_name");
-    if (prompt && !json_is_null(prompt)) {
-        request_fail(r, FAIL_VALIDATION, "`prompt_name` is not supported: ember applies no prompts");
+    return 1;
+}
+
+/*
+ * The prompt of an embedding request: its `prompt_name` (TEI's field; an
+ * extra body field on OpenAI's route), else the server's default, else the
+ * model's. *text is what is put before each input; 0 after answering an
+ * unknown name.
+ */
+static int parse_prompt(request *r, json_t *root, const char **text) {
+    const ember_server_config *c = &r->srv->cfg;
+    json_t *v = json_object_get(root, "prompt_name");
+    ember_status st;
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            request_fail(r, FAIL_VALIDATION, "`prompt_name` must be a string");
+            return 0;
+        }
+        st = ember_resolve_prompt(r->srv->model, json_string_value(v), NULL, text, &r->pool_skip);
+    } else {
+        st = ember_resolve_prompt(r->srv->model, c->default_prompt_name, c->default_prompt, text, &r->pool_skip);
+    }
+    if (st) {
+        request_fail(r, FAIL_VALIDATION, "`prompt_name`: %s", ember_last_error());
         return 0;
     }
     return 1;
@@ -376,16 +397,18 @@ static int ids_room(request *r, int64_t need, int64_t *cap) {
 
 /* Tokenize the inputs of an embedding route into r->ids (or answer with the
  * error and return 0). */
-static int tokenize_inputs(request *r, const raw_input *in, const char *field) {
+static int tokenize_inputs(request *r, const raw_input *in, const char *field, const char *prompt) {
     server *s = r->srv;
     const int32_t max = s->max_input_length, V = s->info.vocab_size;
     r->off = calloc((size_t)r->n + 1, sizeof *r->off);
     ember_token *tok = malloc((size_t)max * sizeof *tok);
     int64_t cap = 0;
     if (!r->off || !tok) goto oom;
+    if (r->pool_skip && !(r->skips = calloc((size_t)r->n, sizeof *r->skips))) goto oom;
     ember_tokenize_params tp = ember_tokenize_default_params();
     tp.truncate = 1; /* over-long inputs are cut, counted, and refused below unless truncation is on */
     tp.truncate_left = r->truncate_left;
+    tp.prompt = prompt;
     for (int32_t i = 0; i < r->n; i++) {
         int64_t at = r->off[i];
         int32_t cnt = 0;
@@ -416,6 +439,7 @@ static int tokenize_inputs(request *r, const raw_input *in, const char *field) {
                 r->type_ids[at + k] = tok[k].type_id;
             }
             r->n_chars += utf8_chars(in[i].text, in[i].len) + utf8_chars(in[i].pair ? in[i].pair : "", in[i].pair_len);
+            if (r->skips) r->skips[i] = r->pool_skip;
         } else {
             size_t k = json_array_size(in[i].ids);
             if (k == 0) {
@@ -595,7 +619,7 @@ void api_parse(request *r) {
         if (!get_bool(r, root, "add_special_tokens", 1, &r->add_special)) goto done;
         json_t *prompt = json_object_get(root, "prompt_name");
         if (prompt && !json_is_null(prompt)) {
-            request_fail(r, FAIL_VALIDATION, "`prompt_name` is not supported: ember applies no prompts");
+            request_fail(r, FAIL_VALIDATION, "`prompt_name` is not supported on /tokenize (it is on /embed)");
             goto done;
         }
         tokenize_route(r, in);
@@ -627,7 +651,8 @@ void api_parse(request *r) {
         r->out = r->dimensions ? OUT_POOLED_RAW : OUT_POOLED_NORM;
         break;
     }
-    if (!tokenize_inputs(r, in, field)) goto done;
+    const char *prompt;
+    if (!parse_prompt(r, root, &prompt) || !tokenize_inputs(r, in, field, prompt)) goto done;
     r->tok_seconds = clock_now() - t0;
     size_t D = (size_t)s->dim;
     if (r->out == OUT_HIDDEN) r->hidden = malloc((size_t)r->n_tokens * (size_t)s->info.hidden_size * sizeof(float));

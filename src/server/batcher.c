@@ -66,7 +66,8 @@ static void run_batch(server *s, int32_t n, int64_t tokens) {
             const request *r = e->req;
             if ((int)r->out != kind) continue;
             int64_t a = r->off[e->index], b = r->off[e->index + 1];
-            s->seqs[k++] = (ember_sequence){r->ids + a, r->type_ids + a, (int32_t)(b - a)};
+            s->seqs[k++] = (ember_sequence){r->ids + a, r->type_ids + a, (int32_t)(b - a),
+                                            r->skips ? r->skips[e->index] : 0};
         }
         if (!k) continue;
         ember_encode_params p = ember_encode_default_params();

@@ -216,6 +216,7 @@ static void http_request_free(http_request *h) {
     request *r = &h->r;
     free(r->body);
     free(r->off);
+    free(r->skips);
     free(r->ids);
     free(r->type_ids);
     free(r->pooled);

@@ -92,6 +92,8 @@ ember_status ember_server_start(ember_model *model, const ember_server_config *c
     ember_model_get_info(model, &s->info);
     s->cfg = config ? *config : ember_server_default_config();
     ember_status st = config_check(&s->cfg, &s->info);
+    const char *prompt; /* a default prompt name the model lacks fails here, not on every request */
+    if (!st) st = ember_resolve_prompt(model, s->cfg.default_prompt_name, s->cfg.default_prompt, &prompt, NULL);
     if (st) {
         free(s);
         return st;

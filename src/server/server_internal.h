@@ -100,6 +100,9 @@ typedef struct request {
     int64_t *off;
     int32_t *ids, *type_ids;
     int64_t n_tokens, n_chars;
+    int32_t pool_skip;  /* the prompt's tokens left out of pooling (include_prompt false) */
+    int32_t *skips;     /* (n) per input: pool_skip for a text, 0 for token ids (no prompt is
+                           put before those); NULL when pool_skip is 0 */
 
     /* results, written by the model thread */
     float *pooled; /* (n, dim) */

@@ -54,7 +54,7 @@ static seq_set random_sequences(int32_t S, int32_t max_len, int32_t V) {
         int32_t n = s == 0 ? 1 : s == 1 ? max_len : s == 2 ? 2 : rng_int(1, max_len);
         r.ids[s] = malloc((size_t)n * sizeof(int32_t));
         for (int32_t k = 0; k < n; k++) r.ids[s][k] = rng_int(0, V - 1);
-        r.seqs[s] = (ember_sequence){r.ids[s], NULL, n};
+        r.seqs[s] = (ember_sequence){r.ids[s], NULL, n, 0};
         r.T += n;
     }
     return r;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The official `openai` Python client against ember serve, unchanged but for
 its base_url: default (base64) and float encodings, dimensions, token-id
-inputs, and its error classes for ember's errors.
+inputs, prompt_name as extra_body, and its error classes for ember's errors.
 
 usage: test_openai_client.py EMBER_BINARY
 """
@@ -89,7 +89,27 @@ def test_errors_as_client_exceptions():
         assert len(c.embeddings.create(model="m", input="after").data) == 1
 
 
+def test_prompt_name_as_extra_body():
+    """prompt_name through the client's extra_body, the way other OpenAI-compatible servers take it."""
+    prompts = os.path.join(os.path.dirname(TINY), "tiny-st-prompts-exclude")
+    with Server(EMBER, prompts) as srv:
+        c = client(srv)
+        st, tei = srv.post("/embed", {"inputs": TEXTS, "prompt_name": "query"})
+        st0, plain = srv.post("/embed", {"inputs": TEXTS})
+        assert st == st0 == 200
+        res = c.embeddings.create(model="m", input=TEXTS, extra_body={"prompt_name": "query"})
+        for d, v, p in zip(res.data, tei, plain):
+            emb = [float(x) for x in d.embedding]
+            assert max_diff(emb, v) < TOL and max_diff(emb, p) > 1e-3
+        try:
+            c.embeddings.create(model="m", input="a", extra_body={"prompt_name": "quary"})
+            raise AssertionError("no error for an unknown prompt name")
+        except openai.BadRequestError as e:
+            assert e.status_code == 400 and "'quary'" in str(e) and "passage" in str(e), e
+
+
 if __name__ == "__main__":
     EMBER = os.path.abspath(sys.argv[1])
     print(f"openai {openai.__version__}")
-    sys.exit(run_tests([test_default_base64_and_float, test_dimensions_and_token_ids, test_errors_as_client_exceptions]))
+    sys.exit(run_tests([test_default_base64_and_float, test_dimensions_and_token_ids, test_errors_as_client_exceptions,
+                               test_prompt_name_as_extra_body]))

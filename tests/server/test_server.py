@@ -742,6 +742,92 @@ def test_same_as_ember_embed():
     assert worst < 2 * TOL, worst
 
 
+# ---- prompts -----------------------------------------------------------------
+
+PROMPTS = os.path.join(os.path.dirname(TINY), "tiny-st-prompts")
+PROMPTS_REF = os.path.join(os.path.dirname(TINY), "tiny-st-prompts-ref")
+
+
+def ref_rows(model, case):
+    """Rows of tests/data/tiny-st-prompts-ref/<model>.<case>.npy (float32, 2-D) as lists."""
+    with open(os.path.join(PROMPTS_REF, f"{model}.{case}.npy"), "rb") as f:
+        data = f.read()
+    hl = struct.unpack("<H", data[8:10])[0]
+    hdr = eval(data[10:10 + hl].decode(), {})  # numpy's own header: a dict literal
+    assert hdr["descr"] == "<f4" and not hdr["fortran_order"], hdr
+    rows, cols = hdr["shape"]
+    flat = struct.unpack(f"<{rows * cols}f", data[10 + hl:])
+    return [list(flat[i * cols:(i + 1) * cols]) for i in range(rows)]
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (norm(a) * norm(b))
+
+
+def expect_ref(got, model, case, rows):
+    ref = ref_rows(model, case)
+    for v, i in zip(got, rows):
+        c = cosine(v, ref[i])
+        assert c >= 0.99999, f"{model} {case} row {i}: cosine {c}"
+
+
+def test_prompts():
+    with open(os.path.join(PROMPTS_REF, "texts.json"), encoding="utf-8") as f:
+        texts = json.load(f)["texts"]
+    rows = [i for i, t in enumerate(texts) if t]  # the server refuses empty inputs
+    inputs = [texts[i] for i in rows]
+    body = {"inputs": inputs, "truncate": True}
+    with Server(EMBER, PROMPTS, "--auto-truncate") as srv:
+        # no prompt_name: the model's default_prompt_name ("query")
+        st, out = srv.post("/embed", body)
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts", "default", rows)
+        st, out = srv.post("/embed", {**body, "prompt_name": "passage"})
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts", "passage", rows)
+        st, out = srv.post("/embed", {**body, "prompt_name": "empty"})
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts", "none", rows)
+        # OpenAI's route: prompt_name as an extra body field (the client's extra_body)
+        st, out = srv.post("/v1/embeddings", {"input": inputs, "prompt_name": "passage"})
+        assert st == 200, out
+        expect_ref([d["embedding"] for d in out["data"]], "tiny-st-prompts", "passage", rows)
+        msg = expect_error(srv, "/embed", {"inputs": "a", "prompt_name": "quary"}, 422, "validation", "'quary'")
+        assert "document, empty, passage, query" in msg, msg
+        expect_error(srv, "/v1/embeddings", {"input": "a", "prompt_name": "quary"}, 400, "invalid_request_error",
+                     "'quary'")
+        expect_error(srv, "/embed", {"inputs": "a", "prompt_name": 3}, 422, "validation", "`prompt_name`")
+    with Server(EMBER, PROMPTS, "--default-prompt-name", "passage") as srv:
+        st, out = srv.post("/embed", body)
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts", "passage", rows)
+        st, out = srv.post("/embed", {**body, "prompt_name": "query"})
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts", "query", rows)
+    with Server(EMBER, PROMPTS, "--default-prompt", "") as srv:
+        st, out = srv.post("/embed", body)
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts", "none", rows)
+    # include_prompt false: the prompt's tokens are left out of the mean
+    with Server(EMBER, PROMPTS + "-exclude", "--auto-truncate") as srv:
+        st, out = srv.post("/embed", {**body, "prompt_name": "query"})
+        assert st == 200, out
+        expect_ref(out, "tiny-st-prompts-exclude", "query", rows)
+        st, out = srv.post("/v1/embeddings", {"input": inputs, "prompt_name": "query"})
+        assert st == 200, out
+        expect_ref([d["embedding"] for d in out["data"]], "tiny-st-prompts-exclude", "query", rows)
+        # token ids are the model's own, taken as they are: no prompt is put before them, none left out
+        ids = cli_ids(PROMPTS + "-exclude", texts[0])
+        st, plain = srv.post("/embed", {"inputs": [ids], "prompt_name": "empty"})
+        st2, prompted = srv.post("/embed", {"inputs": [ids, texts[0]], "prompt_name": "query"})
+        assert st == st2 == 200 and max_diff(plain[0], prompted[0]) < TOL, (plain, prompted)
+        expect_ref(prompted[1:], "tiny-st-prompts-exclude", "query", [0])
+    # a default prompt name the model lacks: the server does not start
+    proc = subprocess.run([EMBER, "serve", "--model", PROMPTS, "--port", "0", "--default-prompt-name", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "'nope'" in proc.stderr and "passage" in proc.stderr, proc.stderr
+
+
 TESTS = [
     test_info_health_metrics,
     test_embed_shapes_and_normalize,
@@ -763,6 +849,7 @@ TESTS = [
     test_stop_and_continue,
     test_graceful_shutdown,
     test_same_as_ember_embed,
+    test_prompts,
 ]
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ static int cmd_embed(const options *o) {
             ids[n++] = (int32_t)v;
             p = end;
         }
-        seqs[s] = (ember_sequence){ids, NULL, n};
+        seqs[s] = (ember_sequence){.ids = ids, .n = n};
         T += n;
     }
     ember_model *m = load(o);
@@ -279,7 +279,7 @@ static int cmd_bench_ids(const options *o) {
         }
         ids[0] = 101; /* [CLS] ... [SEP] in BERT's uncased vocabulary */
         ids[o->len - 1] = 102;
-        seqs[s] = (ember_sequence){ids, NULL, o->len};
+        seqs[s] = (ember_sequence){.ids = ids, .n = o->len};
     }
     float *pooled = malloc((size_t)o->count * info.dim * sizeof *pooled);
     ember_encode_params p = ember_encode_default_params();
