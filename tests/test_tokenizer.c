@@ -368,3 +368,45 @@ Test(wordpiece, bge_cases) {
     free_lines(out, n_out);
     tokenizer_free(&t);
 }
+
+/* ---- a post-processor template without its sequence (found by fuzz_tokenizer_files) ---- */
+
+/* tokenizer.json whose TemplateProcessing holds `single` and `pair` as given. */
+static ember_status load_template(const char *single, const char *pair) {
+    char *d = copy_dir(TOKDATA "mpnet");
+    char json[2048], path[4096];
+    snprintf(json, sizeof json,
+             "{\"added_tokens\": [], \"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": true},"
+             " \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"},"
+             " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": %s, \"pair\": %s},"
+             " \"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"continuing_subword_prefix\": \"##\","
+             " \"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2, \"a\": 3}}}",
+             single, pair);
+    snprintf(path, sizeof path, "%s/tokenizer.json", d);
+    write_file(path, json);
+    tokenizer t;
+    memset(&t, 0, sizeof t);
+    ember_status st = tokenizer_load_dir(&t, d);
+    if (st == EMBER_OK) tokenizer_free(&t);
+    remove_dir(d);
+    return st;
+}
+
+Test(template, each_sequence_exactly_once) {
+    const char *cls = "{\"SpecialToken\": {\"id\": \"[CLS]\", \"type_id\": 0}}";
+    const char *sep = "{\"SpecialToken\": {\"id\": \"[SEP]\", \"type_id\": 0}}";
+    const char *A = "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}", *B = "{\"Sequence\": {\"id\": \"B\", \"type_id\": 1}}";
+    char single[512], pair[1024], no_a[512], two_a[512], pair_no_b[1024];
+    snprintf(single, sizeof single, "[%s, %s, %s]", cls, A, sep);
+    snprintf(pair, sizeof pair, "[%s, %s, %s, %s, %s]", cls, A, sep, B, sep);
+    snprintf(no_a, sizeof no_a, "[%s, %s]", cls, sep);
+    snprintf(two_a, sizeof two_a, "[%s, %s, %s]", A, sep, A);
+    snprintf(pair_no_b, sizeof pair_no_b, "[%s, %s, %s]", cls, A, sep);
+    cr_assert_eq(load_template(single, pair), EMBER_OK, "%s", ember_last_error());
+    cr_assert_eq(load_template(no_a, pair), EMBER_ERR_FORMAT);
+    cr_assert(strstr(ember_last_error(), "single template must hold sequence A"), "%s", ember_last_error());
+    cr_assert_eq(load_template(two_a, pair), EMBER_ERR_FORMAT);
+    cr_assert(strstr(ember_last_error(), "A 2 times"), "%s", ember_last_error());
+    cr_assert_eq(load_template(single, pair_no_b), EMBER_ERR_FORMAT);
+    cr_assert(strstr(ember_last_error(), "pair template must hold sequences A and B"), "%s", ember_last_error());
+}

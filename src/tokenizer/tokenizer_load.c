@@ -372,6 +372,21 @@ static void json_pad(tokenizer *tok, json_t *root, json_t *cfg) {
     tok->pad_id = pad >= 0 ? pad : 0;
 }
 
+/* Each sequence of a template exactly once (tokenizers refuses others too):
+ * the single template $A, the pair template $A and $B. The encoder counts
+ * its output as the pieces plus the special tokens. */
+static ember_status check_template(const char *path, const char *which, const template_item *t, int n, int seqs) {
+    int count[2] = {0, 0};
+    for (int i = 0; i < n; i++)
+        if (t[i].sequence >= 0) count[t[i].sequence]++;
+    if (count[0] != 1 || count[1] != (seqs == 2))
+        return ember_fail(EMBER_ERR_FORMAT,
+                          "%s: post_processor's %s template must hold %s exactly once (it has A %d time%s, B %d)",
+                          path, which, seqs == 2 ? "sequences A and B" : "sequence A (and no B)", count[0],
+                          count[0] == 1 ? "" : "s", count[1]);
+    return EMBER_OK;
+}
+
 /* The post-processor: TemplateProcessing or BertProcessing. */
 static ember_status json_post_processor(tokenizer *tok, json_t *root, const char *path) {
     json_t *post = json_object_get(root, "post_processor");
@@ -379,6 +394,8 @@ static ember_status json_post_processor(tokenizer *tok, json_t *root, const char
     if (ppt && strcmp(ppt, "TemplateProcessing") == 0) {
         ember_status st = parse_template(tok, path, json_object_get(post, "single"), tok->single, &tok->n_single, 8);
         if (!st) st = parse_template(tok, path, json_object_get(post, "pair"), tok->pair, &tok->n_pair, 16);
+        if (!st) st = check_template(path, "single", tok->single, tok->n_single, 1);
+        if (!st) st = check_template(path, "pair", tok->pair, tok->n_pair, 2);
         return st;
     }
     if (ppt && strcmp(ppt, "RobertaProcessing") == 0) {
