@@ -39,17 +39,17 @@ for t in "${targets[@]}"; do
     # ASan's own limits stay on; libFuzzer's catch allocations sized by input
     if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 UBSAN_OPTIONS=print_stacktrace=1 \
         "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -malloc_limit_mb=1024 -rss_limit_mb=3072 \
-        -timeout=20 ${EMBER_FUZZ_RUNS:+-runs=$EMBER_FUZZ_RUNS} -print_final_stats=1 -artifact_prefix="$work/$t/crash-" "$work/$t" "tests/fuzz/corpus/$t" \
+        -timeout=20 ${EMBER_FUZZ_RUNS:+-runs=$EMBER_FUZZ_RUNS} -print_final_stats=1 -artifact_prefix="$work/$t/" "$work/$t" "tests/fuzz/corpus/$t" \
         > "$log" 2>&1; then
         result=ok
     else
         result="FAILED (see $log)"
         failed=1
     fi
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-    speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+    runs=$(grep -a -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+    speed=$(grep -a -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
     files=$(find "$work/$t" -maxdepth 1 -type f ! -name 'crash-*' | wc -l)
     printf '%-16s %12s %10s %8s  %s\n' "$t" "$runs" "$speed" "$files" "$result"
-    [ "$result" = ok ] || grep -m5 -E 'ERROR|invariant|SUMMARY' "$log" >&2 || true
+    [ "$result" = ok ] || grep -a -m5 -E 'ERROR|invariant|SUMMARY' "$log" >&2 || true
 done
 exit $failed
