@@ -12,23 +12,12 @@
 
 #define REF SRC_PATH("tests/data/tiny-st-prompts-ref")
 
-static char **ref_texts(int32_t *n) {
-    json_error_t err;
-    json_t *root = json_load_file(REF "/texts.json", 0, &err);
-    cr_assert(root, "texts.json: %s", err.text);
-    json_t *arr = json_object_get(root, "texts");
-    *n = (int32_t)json_array_size(arr);
-    char **t = calloc((size_t)*n, sizeof *t);
-    for (int32_t i = 0; i < *n; i++) t[i] = strdup(json_string_value(json_array_get(arr, (size_t)i)));
-    json_decref(root);
-    return t;
-}
-
 /* ember_encode with prompt_name / prompt against <model>.<case>.npy: every row's cosine >= 0.99999. */
 static void check_case(ember_model *m, const char *model, const char *cas, const char *prompt_name,
                        const char *prompt) {
-    int32_t n;
-    char **texts = ref_texts(&n);
+    size_t nt;
+    char **texts = json_strings(REF "/texts.json", "texts", &nt);
+    const int32_t n = (int32_t)nt;
     char path[512];
     snprintf(path, sizeof path, "%s/%s.%s.npy", REF, model, cas);
     int64_t rows, cols;
@@ -51,8 +40,7 @@ static void check_case(ember_model *m, const char *model, const char *cas, const
     cr_assert(worst >= 0.99999, "%s %s: cosine %.8f < 0.99999", model, cas, worst);
     free(got);
     free(ref);
-    for (int32_t i = 0; i < n; i++) free(texts[i]);
-    free(texts);
+    free_lines(texts, nt);
 }
 
 static void check_model(const char *model) {
@@ -172,8 +160,8 @@ Test(prompts, tokens_made_elsewhere_with_pool_skip) {
     /* what the server and ember embed do: ember_tokenize with the prompt, then
      * ember_encode_sequences with the prompt's pool_skip (pooled and hidden asked for together) */
     ember_model *m = load_model(SRC_PATH("tests/data/tiny-st-prompts-exclude"));
-    int32_t n;
-    char **texts = ref_texts(&n);
+    size_t nt;
+    char **texts = json_strings(REF "/texts.json", "texts", &nt);
     int64_t rows, cols;
     float *ref = npy_read(REF "/tiny-st-prompts-exclude.query.npy", &rows, &cols);
     const char *prompt;
@@ -206,7 +194,6 @@ Test(prompts, tokens_made_elsewhere_with_pool_skip) {
     ember_model_free(inc);
     free(hidden);
     free(ref);
-    for (int32_t i = 0; i < n; i++) free(texts[i]);
-    free(texts);
+    free_lines(texts, nt);
     ember_model_free(m);
 }

@@ -16,23 +16,6 @@
 #define DENSE_DIR SRC_PATH("tests/data/tiny-st-dense")
 #define DENSE_REF SRC_PATH("tests/data/tiny-st-dense-ref")
 
-static char **ref_texts(int32_t *n) {
-    json_error_t err;
-    json_t *root = json_load_file(DENSE_REF "/texts.json", 0, &err);
-    cr_assert(root, "texts.json: %s", err.text);
-    json_t *arr = json_object_get(root, "texts");
-    *n = (int32_t)json_array_size(arr);
-    char **t = calloc((size_t)*n, sizeof *t);
-    for (int32_t i = 0; i < *n; i++) t[i] = strdup(json_string_value(json_array_get(arr, (size_t)i)));
-    json_decref(root);
-    return t;
-}
-
-static void free_texts(char **t, int32_t n) {
-    for (int32_t i = 0; i < n; i++) free(t[i]);
-    free(t);
-}
-
 /* A tensor of a Dense module's weights file, as fp32 (numel floats). */
 static float *dense_weight(const char *path, const char *name, int64_t numel) {
     safetensors_file f;
@@ -59,8 +42,9 @@ static void expect_rows(const char *what, const float *got, const float *ref, in
 }
 
 Test(st_modules, dense_modules_match_sentence_transformers) {
-    int32_t n;
-    char **texts = ref_texts(&n);
+    size_t nt;
+    char **texts = json_strings(DENSE_REF "/texts.json", "texts", &nt);
+    const int32_t n = (int32_t)nt;
     int64_t rows, cols;
     float *ref = npy_read(DENSE_REF "/embeddings.npy", &rows, &cols);
     float *raw = npy_read(DENSE_REF "/unnormalized.npy", &rows, &cols);
@@ -112,7 +96,7 @@ Test(st_modules, dense_modules_match_sentence_transformers) {
     free(got);
     free(ref);
     free(raw);
-    free_texts(texts, n);
+    free_lines(texts, nt);
     ember_model_free(m);
 }
 
@@ -190,8 +174,9 @@ Test(st_modules, a_dense_module_in_pytorch_model_bin_is_a_clear_error) {
 
 Test(st_modules, dropout_is_the_identity_and_a_middle_normalize_runs) {
     /* Dropout anywhere after the Transformer changes nothing */
-    int32_t n;
-    char **texts = ref_texts(&n);
+    size_t nt;
+    char **texts = json_strings(DENSE_REF "/texts.json", "texts", &nt);
+    const int32_t n = (int32_t)nt;
     int64_t rows, cols;
     float *ref = npy_read(DENSE_REF "/embeddings.npy", &rows, &cols);
     char *dir = copy_dir(DENSE_DIR);
@@ -253,5 +238,5 @@ Test(st_modules, dropout_is_the_identity_and_a_middle_normalize_runs) {
     free(w2);
     free(got);
     free(ref);
-    free_texts(texts, n);
+    free_lines(texts, nt);
 }

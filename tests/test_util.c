@@ -91,6 +91,24 @@ void free_lines(char **lines, size_t n) {
     free(lines);
 }
 
+char **json_strings(const char *path, const char *key, size_t *n) {
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    cr_assert(root, "%s: %s", path, err.text);
+    json_t *arr = json_object_get(root, key);
+    cr_assert(json_is_array(arr), "%s: no list '%s'", path, key);
+    *n = json_array_size(arr);
+    char **t = calloc(*n ? *n : 1, sizeof *t);
+    cr_assert(t);
+    for (size_t i = 0; i < *n; i++) {
+        const char *v = json_string_value(json_array_get(arr, i));
+        cr_assert(v, "%s: %s[%zu] is not a string", path, key, i);
+        t[i] = strdup(v);
+    }
+    json_decref(root);
+    return t;
+}
+
 /* One CSV field at *p (RFC 4180 quoting); advances past the separator. */
 static char *csv_field(const char **p) {
     const char *s = *p;

@@ -34,6 +34,9 @@ char *read_file(const char *path, size_t *size);
  * malloc'd strings) and their count. */
 char **read_lines(const char *path, size_t *n);
 void free_lines(char **lines, size_t n);
+/* The strings of the list `key` of a JSON file (a reference's texts.json), as
+ * read_lines gives lines: free with free_lines. */
+char **json_strings(const char *path, const char *key, size_t *n);
 
 /* The STS-B CSV: sentence1, sentence2, score per row. */
 typedef struct {
