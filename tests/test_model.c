@@ -256,26 +256,31 @@ Test(tiny, batching_does_not_change_results) {
 
 #define MINILM_REF SRC_PATH("tests/data/minilm/")
 
-Test(minilm, stsb_embeddings_match_sentence_transformers, .timeout = 600) {
-    REQUIRE_MINILM();
+/* Every STS-B English test sentence's embedding against sentence-transformers'
+ * (ref_dir stsb-en.f16.npy: cosine >= 0.99999), and the STS-B Spearman of
+ * ember's own to 3 decimals of sentence-transformers' (ref_dir reference.json). */
+static void stsb_matches_sentence_transformers(const char *model_dir, const char *ref_dir, int32_t dim) {
+    char npy[4096], json[4096];
+    snprintf(npy, sizeof npy, "%sstsb-en.f16.npy", ref_dir);
+    snprintf(json, sizeof json, "%sreference.json", ref_dir);
     size_t rows;
     stsb_row *r = stsb_read(STSB_DIR "/stsb-en-test.csv", &rows);
     int64_t nr, nc;
-    float *want = npy_read(MINILM_REF "stsb-en.f16.npy", &nr, &nc);
+    float *want = npy_read(npy, &nr, &nc);
     cr_assert_eq(nr, (int64_t)rows * 2);
-    cr_assert_eq(nc, 384);
+    cr_assert_eq(nc, dim);
     const char **texts = malloc(rows * 2 * sizeof *texts);
     for (size_t i = 0; i < rows; i++) {
         texts[2 * i] = r[i].s1;
         texts[2 * i + 1] = r[i].s2;
     }
-    ember_model *m = load_model(MINILM_DIR);
-    float *got = malloc((size_t)nr * 384 * sizeof *got);
+    ember_model *m = load_model(model_dir);
+    float *got = malloc((size_t)nr * dim * sizeof *got);
     cr_assert_eq(ember_encode(m, texts, NULL, (int32_t)nr, NULL, got, NULL), EMBER_OK, "%s", ember_last_error());
     float worst = 1;
     int64_t worst_i = 0;
     for (int64_t i = 0; i < nr; i++) {
-        float c = ember_cosine(got + i * 384, want + i * 384, 384);
+        float c = ember_cosine(got + i * dim, want + i * dim, dim);
         if (c < worst) worst = c, worst_i = i;
     }
     cr_log_info("lowest cosine to sentence-transformers: %.7f (sentence %lld: %s)", worst, (long long)worst_i,
@@ -286,12 +291,12 @@ Test(minilm, stsb_embeddings_match_sentence_transformers, .timeout = 600) {
     /* STS-B Spearman: ember's own, to 3 decimals of sentence-transformers' */
     double *cos = malloc(rows * sizeof *cos), *gold = malloc(rows * sizeof *gold);
     for (size_t i = 0; i < rows; i++) {
-        cos[i] = ember_cosine(got + 2 * i * 384, got + (2 * i + 1) * 384, 384);
+        cos[i] = ember_cosine(got + 2 * i * dim, got + (2 * i + 1) * dim, dim);
         gold[i] = r[i].score;
     }
     double rho = spearman(cos, gold, rows);
     json_error_t err;
-    json_t *ref = json_load_file(MINILM_REF "reference.json", 0, &err);
+    json_t *ref = json_load_file(json, 0, &err);
     cr_assert(ref, "%s", err.text);
     double st_rho = json_real_value(json_object_get(ref, "stsb_en_spearman"));
     cr_log_info("STS-B en Spearman: ember %.6f, sentence-transformers %.6f", rho, st_rho);
@@ -304,6 +309,11 @@ Test(minilm, stsb_embeddings_match_sentence_transformers, .timeout = 600) {
     free(texts);
     stsb_free(r, rows);
     ember_model_free(m);
+}
+
+Test(minilm, stsb_embeddings_match_sentence_transformers, .timeout = 600) {
+    REQUIRE_MINILM();
+    stsb_matches_sentence_transformers(MINILM_DIR, MINILM_REF, 384);
 }
 
 Test(minilm, model_info) {
@@ -454,50 +464,7 @@ Test(mpnet, stsb_embeddings_match_sentence_transformers, .timeout = 1200) {
      * only; test_model_generic / _avx2 check their families on the tiny MPNet */
     const char *fam = getenv("EMBER_CPU_KERNELS");
     if (fam && *fam) cr_skip_test("EMBER_CPU_KERNELS=%s: all-mpnet-base-v2 on STS-B runs in test_model only", fam);
-    size_t rows;
-    stsb_row *r = stsb_read(STSB_DIR "/stsb-en-test.csv", &rows);
-    int64_t nr, nc;
-    float *want = npy_read(MPNET_REF "stsb-en.f16.npy", &nr, &nc);
-    cr_assert_eq(nr, (int64_t)rows * 2);
-    cr_assert_eq(nc, 768);
-    const char **texts = malloc(rows * 2 * sizeof *texts);
-    for (size_t i = 0; i < rows; i++) {
-        texts[2 * i] = r[i].s1;
-        texts[2 * i + 1] = r[i].s2;
-    }
-    ember_model *m = load_model(MPNET_DIR);
-    float *got = malloc((size_t)nr * 768 * sizeof *got);
-    cr_assert_eq(ember_encode(m, texts, NULL, (int32_t)nr, NULL, got, NULL), EMBER_OK, "%s", ember_last_error());
-    float worst = 1;
-    int64_t worst_i = 0;
-    for (int64_t i = 0; i < nr; i++) {
-        float c = ember_cosine(got + i * 768, want + i * 768, 768);
-        if (c < worst) worst = c, worst_i = i;
-    }
-    cr_log_info("lowest cosine to sentence-transformers: %.7f (sentence %lld: %s)", worst, (long long)worst_i,
-                texts[worst_i]);
-    cr_assert_geq(worst, 0.99999f, "sentence %lld '%s': cosine %.7f to sentence-transformers' embedding",
-                  (long long)worst_i, texts[worst_i], worst);
-    double *cos = malloc(rows * sizeof *cos), *gold = malloc(rows * sizeof *gold);
-    for (size_t i = 0; i < rows; i++) {
-        cos[i] = ember_cosine(got + 2 * i * 768, got + (2 * i + 1) * 768, 768);
-        gold[i] = r[i].score;
-    }
-    double rho = spearman(cos, gold, rows);
-    json_error_t err;
-    json_t *ref = json_load_file(MPNET_REF "reference.json", 0, &err);
-    cr_assert(ref, "%s", err.text);
-    double st_rho = json_real_value(json_object_get(ref, "stsb_en_spearman"));
-    cr_log_info("STS-B en Spearman: ember %.6f, sentence-transformers %.6f", rho, st_rho);
-    cr_assert_eq((long)lround(rho * 1000), (long)lround(st_rho * 1000), "Spearman %.6f vs %.6f", rho, st_rho);
-    json_decref(ref);
-    free(cos);
-    free(gold);
-    free(got);
-    free(want);
-    free(texts);
-    stsb_free(r, rows);
-    ember_model_free(m);
+    stsb_matches_sentence_transformers(MPNET_DIR, MPNET_REF, 768);
 }
 
 Test(mpnet, model_info) {
